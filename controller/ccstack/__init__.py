@@ -1,0 +1,1 @@
+"""ccstack: the controller of the Claude Code sandbox stack."""
