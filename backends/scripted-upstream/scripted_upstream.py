@@ -194,6 +194,7 @@ def completion_chunks(body: dict[str, Any], turn: dict[str, Any]) -> list[dict[s
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small SSE writes must not wait for delayed ACKs (40 ms stalls)
     server: ScriptedServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -312,6 +313,11 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.script = script
         self.quiet = quiet
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (a cancelled stream, a benchmark shutting down)
+        super().handle_error(request, client_address)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,360 @@
+"""Proxy overhead bench: ccproxy vs LiteLLM's proxy vs claude-code-router vs calling the upstream directly.
+
+One run starts a fast fake OpenAI-compatible upstream (bench/fakeupstream.py) and, side by side, the
+three proxies pointed at it. It then sends streamed Claude Code-shaped `/v1/messages` requests
+through each proxy, and the equivalent Chat Completions request straight to the upstream ("direct"),
+at each concurrency level, measuring time to first byte / first text / last byte per request and each
+proxy's CPU time (its process tree's utime+stime from /proc before and after each batch).
+Levels are split into rounds and the targets take turns within a round, so drift in the machine's
+load hits every target alike. Overhead = a proxy's percentile minus direct's at the same level.
+
+Results: bench/results/overhead.json and bench/results/overhead.md (logs and scratch configs under
+bench/results/raw/, ignored by git). Peers are installed by bench/setup-peers.sh.
+
+The whole run happens inside a fresh network namespace with only loopback (`unshare --net`, as root
+or with an unprivileged user namespace), so no peer can reach the internet; `--no-netns` opts out.
+
+    .venv/bin/python bench/overhead.py                   # full run (~3-4 min on 2 cores)
+    .venv/bin/python bench/overhead.py --quick           # smoke run: few requests
+    .venv/bin/python bench/overhead.py --targets direct,ccproxy --levels 1,16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import fcntl
+import http.client
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import loadgen
+import peers
+import procstat
+import report
+from loadgen import Endpoint, Sample
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+ALL_TARGETS = ("direct", "ccproxy", "litellm", "ccr")
+# requests measured per (level, target), split over the rounds
+DEFAULT_REQUESTS = {1: 240, 16: 480, 64: 960}
+QUICK_REQUESTS = {1: 30, 16: 64, 64: 128}
+
+
+@dataclass
+class Target:
+    name: str
+    endpoint: Endpoint
+    proc: peers.Proc | None  # None for "direct" (no proxy)
+
+
+@dataclass
+class Cell:
+    """Everything measured for one target at one concurrency level, summed over rounds."""
+
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    proxy_cpu: float = 0.0
+    upstream_cpu: float = 0.0
+    client_cpu: float = 0.0
+    upstream_connections: int = 0
+    upstream_requests: int = 0
+
+
+def _self_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _upstream_stats(port: int) -> tuple[int, int]:
+    """(connections, requests) the fake upstream has accepted so far."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/bench/stats")
+        stats = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    return int(stats["connections"]), int(stats["requests"])
+
+
+def _loopback_up() -> None:
+    """Bring `lo` up (a new network namespace starts with it down), without needing iproute2."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, siocgifflags, ifreq))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+
+
+def _reexec_in_netns() -> None:
+    """Re-run this script in a new loopback-only network namespace; returns only if that is impossible."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        print("bench: `unshare` not found; running WITHOUT network isolation", file=sys.stderr)
+        return
+    prefix = [unshare, "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        why = probe.stderr.decode(errors="replace").strip()
+        print(f"bench: cannot create a network namespace ({why}); running WITHOUT isolation", file=sys.stderr)
+        return
+    env = {**os.environ, "BENCH_IN_NETNS": "1"}
+    os.execve(unshare, [*prefix, "--", sys.executable, *sys.argv], env)
+
+
+async def _measure(
+    targets: Sequence[Target],
+    upstream: peers.Proc,
+    upstream_port: int,
+    levels: dict[int, int],
+    rounds: int,
+    log: Callable[[str], None],
+) -> dict[str, dict[int, Cell]]:
+    cells = {t.name: {c: Cell() for c in levels} for t in targets}
+    for concurrency, total in levels.items():
+        per_round = max(1, total // rounds)
+        for r in range(rounds):
+            order = list(targets[r % len(targets) :]) + list(targets[: r % len(targets)])
+            for target in order:
+                cell = cells[target.name][concurrency]
+                snap: dict[str, float] = {}
+
+                def start(target: Target = target, snap: dict[str, float] = snap) -> None:
+                    snap["proxy"] = procstat.tree_cpu_seconds(target.proc.pid) if target.proc else 0.0
+                    snap["upstream"] = procstat.tree_cpu_seconds(upstream.pid)
+                    snap["client"] = _self_cpu()
+                    snap["conns"], snap["reqs"] = _upstream_stats(upstream_port)
+
+                def end(target: Target = target, cell: Cell = cell, snap: dict[str, float] = snap) -> None:
+                    if target.proc:
+                        cell.proxy_cpu += procstat.tree_cpu_seconds(target.proc.pid) - snap["proxy"]
+                    cell.upstream_cpu += procstat.tree_cpu_seconds(upstream.pid) - snap["upstream"]
+                    cell.client_cpu += _self_cpu() - snap["client"]
+                    conns, reqs = _upstream_stats(upstream_port)
+                    cell.upstream_connections += int(conns - snap["conns"]) - 1  # minus this stats call
+                    cell.upstream_requests += int(reqs - snap["reqs"])
+
+                result = await loadgen.run_batch(
+                    target.endpoint, concurrency, per_round, on_start=start, on_end=end, max_seconds=90
+                )
+                cell.samples += result.samples
+                cell.errors += result.errors
+                cell.wall += result.wall
+                ok = len(result.samples)
+                p50 = report.percentile([s.ttlb for s in result.samples], 50) * 1000 if ok else float("nan")
+                log(
+                    f"  c={concurrency:<3} round {r + 1}/{rounds} {target.name:<8} {ok:>4} ok "
+                    f"{len(result.errors):>3} err  {ok / result.wall if result.wall else 0:7.1f} req/s  "
+                    f"ttlb p50 {p50:7.2f} ms"
+                )
+    return cells
+
+
+async def _start_targets(
+    names: Sequence[str],
+    variants: dict[str, list[str]],
+    scratch: Path,
+    upstream_port: int,
+    log: Callable[[str], None],
+) -> tuple[list[Target], dict[str, str]]:
+    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+    targets: list[Target] = [Target("direct", peers.openai_endpoint(upstream_port), None)]
+    skipped: dict[str, str] = {}
+    factories = {"ccproxy": peers.ccproxy, "litellm": peers.litellm, "ccr": peers.claude_code_router}
+    missing = {
+        "ccproxy": peers.ccproxy_available(),
+        "litellm": None if (peers.LITELLM_VENV / "bin/litellm").exists() else "run bench/setup-peers.sh",
+        "ccr": None if peers.CCR_CLI.exists() else "run bench/setup-peers.sh",
+    }
+    for name in names:
+        if name == "direct":
+            continue
+        if missing[name]:
+            skipped[name] = f"not available: {missing[name]}"
+            continue
+        port = peers.free_port()
+        proc = factories[name](scratch, port, upstream_url)
+        proc.start()
+        targets.append(Target(name, peers.anthropic_endpoint(port), proc))
+    for name, cmd in variants.items():
+        port = peers.free_port()
+        proc = peers.ccproxy(scratch, port, upstream_url, name=name, cmd=cmd)
+        proc.start()
+        targets.append(Target(name, peers.anthropic_endpoint(port), proc))
+
+    async def ready(target: Target) -> None:
+        assert target.proc is not None
+        proc = target.proc
+
+        async def alive() -> bool:
+            return proc.alive()
+
+        t0 = time.monotonic()
+        err = await loadgen.wait_ready(target.endpoint, 120, alive)
+        if err is None:
+            log(f"  {target.name} ready in {time.monotonic() - t0:.1f} s (pid {proc.pid})")
+        else:
+            skipped[target.name] = f"did not become ready: {err}; log tail:\n{proc.tail()}"
+            proc.stop()
+
+    await asyncio.gather(*(ready(t) for t in targets if t.proc))
+    return [t for t in targets if t.name not in skipped], skipped
+
+
+def _versions() -> dict[str, str]:
+    def run(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, timeout=30, check=False).stdout.decode().strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+        return out.splitlines()[-1] if out else "?"
+
+    meta_py = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
+    return {
+        "python": platform.python_version(),
+        "ccproxy": run([sys.executable, "-c", meta_py, "ccproxy"]),
+        "litellm": run([str(peers.LITELLM_VENV / "bin/python"), "-c", meta_py, "litellm"]),
+        "claude-code-router": run(
+            ["node", "-p", f"require('{peers.CCR_CLI.parent.parent}/package.json').version"]
+        ),
+        "node": run(["node", "--version"]),
+    }
+
+
+async def _run(args: argparse.Namespace) -> report.Json | None:
+    names = [n for n in ALL_TARGETS if n in args.targets]
+    levels_all = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
+    levels = {c: int(levels_all.get(c, 15 * c) * args.scale) for c in args.levels}
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    scratch = RESULTS / "raw" / stamp
+    scratch.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if os.environ.get("BENCH_IN_NETNS"):
+        _loopback_up()
+        log("bench: running in a loopback-only network namespace")
+
+    upstream_port = peers.free_port()
+    upstream = peers.fake_upstream(scratch, upstream_port)
+    upstream.start()
+    started: list[peers.Proc] = [upstream]
+    t_begin = time.monotonic()
+    try:
+        if not peers.wait_port(upstream_port, 20):
+            log(f"fake upstream did not start:\n{upstream.tail()}")
+            return None
+        log(f"bench: starting {', '.join(n for n in names if n != 'direct')} ...")
+        targets, skipped = await _start_targets(names, args.variant, scratch, upstream_port, log)
+        started += [t.proc for t in targets if t.proc]
+        for name, why in skipped.items():
+            log(f"  SKIPPED {name}: {why}")
+        if args.require_all and skipped:
+            return None
+        log("bench: warm-up")
+        for target in targets:
+            await loadgen.run_batch(target.endpoint, 4, args.warmup, max_seconds=60)
+        log(f"bench: measuring levels {list(levels)} x {args.rounds} rounds, requests per level {levels}")
+        cells = await _measure(targets, upstream, upstream_port, levels, args.rounds, log)
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+    return report.build(
+        cells={
+            name: {c: report.summarize(cell) for c, cell in by_level.items()}
+            for name, by_level in cells.items()
+        },
+        skipped=skipped,
+        meta={
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "host": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "kernel": platform.release()},
+            "netns": bool(os.environ.get("BENCH_IN_NETNS")),
+            "versions": _versions(),
+            "requests_per_level": levels,
+            "rounds": args.rounds,
+            "duration_s": round(time.monotonic() - t_begin, 1),
+            "scratch": str(scratch.relative_to(BENCH.parent)),
+        },
+    )
+
+
+def _write(data: report.Json, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overhead.json").write_text(json.dumps(data, indent=2) + "\n")
+    md = report.markdown(data)
+    (out / "overhead.md").write_text(md)
+    print()
+    print(md)
+
+
+class _Variant(argparse.Action):
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
+    ) -> None:
+        name, sep, cmd = str(value).partition("=")
+        if not sep or not name or not cmd.strip() or name in ALL_TARGETS:
+            parser.error(f"--variant wants NAME=COMMAND with a new NAME, got {value!r}")
+        getattr(ns, self.dest)[name] = shlex.split(cmd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--targets", type=lambda s: s.split(","), default=list(ALL_TARGETS))
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level (default 3)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the requests per level")
+    parser.add_argument("--warmup", type=int, default=60, help="warm-up requests per target (default 60)")
+    parser.add_argument("--quick", action="store_true", help="few requests: a smoke run of the harness")
+    parser.add_argument("--require-all", action="store_true", help="fail if any target cannot start")
+    parser.add_argument(
+        "--no-netns", action="store_true", help="do not isolate the run in a network namespace"
+    )
+    parser.add_argument("--out", default=str(RESULTS), help="directory for overhead.json / overhead.md")
+    parser.add_argument(
+        "--variant",
+        action=_Variant,
+        default={},
+        metavar="NAME=COMMAND",
+        help="also measure another ccproxy build/launcher as target NAME (repeatable), e.g. "
+        "--variant 'patched=.venv/bin/python /tmp/launcher.py' (A/B a fix in the same run)",
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.targets) - set(ALL_TARGETS)
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}; choose from {ALL_TARGETS}")
+    if not args.no_netns and not os.environ.get("BENCH_IN_NETNS"):
+        _reexec_in_netns()
+    try:
+        import uvloop
+    except ImportError:
+        data = asyncio.run(_run(args))
+    else:
+        data = uvloop.run(_run(args))
+    if data is None:
+        return 1
+    _write(data, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

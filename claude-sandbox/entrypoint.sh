@@ -1,0 +1,21 @@
+#!/bin/sh
+# Entrypoint of the claude-sandbox container: the per-session proxy token from the Compose secret,
+# onboarding marked complete in Claude Code's config, then the command (default: claude).
+set -eu
+
+if [ -z "${ANTHROPIC_AUTH_TOKEN:-}" ] && [ -r /run/secrets/proxy_token ]; then
+  ANTHROPIC_AUTH_TOKEN=$(cat /run/secrets/proxy_token)
+  export ANTHROPIC_AUTH_TOKEN
+fi
+if [ -z "${ANTHROPIC_AUTH_TOKEN:-}" ]; then
+  echo "ccsandbox: no proxy token (secret /run/secrets/proxy_token missing); start the stack with 'ccstack up MODE'" >&2
+fi
+
+config_dir=${CLAUDE_CONFIG_DIR:-$HOME/.claude}
+mkdir -p "$config_dir" 2>/dev/null || true
+if ! node /usr/local/lib/ccsandbox/seed-config.js "$config_dir/.claude.json" "$(pwd)"; then
+  echo "ccsandbox: could not write $config_dir/.claude.json (is the state volume writable by uid $(id -u)?)" >&2
+  exit 1
+fi
+
+exec "$@"

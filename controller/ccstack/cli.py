@@ -1,0 +1,141 @@
+"""`ccstack`: bring the Claude Code sandbox stack up in a mode, run the agent, check, tear down.
+
+    ccstack up MODE [--model M] [--key-file F] [--publish PORT] ...   local | mlx | openrouter | anthropic
+    ccstack claude [DIR] [-- CLAUDE_ARGS...]                          the agent with DIR at /workspace
+    ccstack status | logs [SERVICE...] [-f] | down [--volumes]
+    ccstack render MODE                                               print the generated overlay
+    ccstack build [SERVICE...] [--build-arg K=V]                      build the images
+    ccstack verify [...]                                              isolation self-check (ccstack.verify)
+
+State lives in .stack/ (CCSANDBOX_STATE_DIR): the generated overlay, the per-session proxy token, the
+upstream key (secret files), state.json. Exit status 1 with a one-line reason on errors users can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from ccstack import stack
+from ccstack.modes import MODES, parse_mode
+from ccstack.render import to_yaml
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value}: not a TCP port")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccstack", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--project", default=os.environ.get("CCSANDBOX_PROJECT", stack.DEFAULT_PROJECT))
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    modes_help = "; ".join(f"{m.name}: {m.summary}" for m in MODES.values() if m.name != "test")
+    for name in ("up", "render"):
+        p = sub.add_parser(name, help=f"{'start' if name == 'up' else 'print the overlay of'} a mode")
+        p.add_argument("mode", choices=list(MODES), help=modes_help)
+        p.add_argument(
+            "--model",
+            help="local: a .gguf path, hf:OWNER/REPO[:QUANT] or a model name (default "
+            f"{stack.DEFAULT_MODEL}); other modes: the upstream model name",
+        )
+        p.add_argument("--side-model", help="upstream model for side requests (titles, haiku)")
+        p.add_argument("--upstream", help="override the mode's upstream base URL (incl. /v1)")
+        p.add_argument("--key-file", help="file with the upstream API key (else the mode's env var)")
+        p.add_argument("--context-window", type=int, help="the backend's context window in tokens")
+        p.add_argument("--max-output-tokens", type=int, help="clamp for max_tokens")
+        p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
+        p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
+        if name == "up":
+            p.add_argument("--wait-timeout", type=int, default=600, help="seconds to wait for health")
+
+    p = sub.add_parser("claude", help="run Claude Code in the sandbox with DIR (default .) mounted")
+    p.add_argument("dir", nargs="?", default=".")
+    p.add_argument("claude_args", nargs=argparse.REMAINDER, help="after --: arguments for claude")
+
+    sub.add_parser("status", help="services, health and the proxy's URLs")
+    p = sub.add_parser("logs", help="service logs")
+    p.add_argument("services", nargs="*")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int)
+    p = sub.add_parser("down", help="stop and remove the stack")
+    p.add_argument("--volumes", action="store_true", help="also delete the agent's state volume")
+    p = sub.add_parser("build", help="build the images (docker compose build)")
+    p.add_argument("services", nargs="*", help="default: proxy claude-sandbox")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p = sub.add_parser("verify", help="isolation self-check against the running stack", add_help=False)
+    p.add_argument("verify_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _up_request(args: argparse.Namespace) -> stack.UpRequest:
+    return stack.UpRequest(
+        mode=args.mode,
+        model=args.model,
+        side_model=args.side_model,
+        upstream=args.upstream,
+        key_file=args.key_file,
+        context_window=args.context_window,
+        max_output_tokens=args.max_output_tokens,
+        publish_port=args.publish,
+        project=args.project,
+        extra_files=tuple(os.path.abspath(f) for f in args.file),
+        wait_timeout=getattr(args, "wait_timeout", 600),
+        fetch=args.cmd == "up",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = stack.default_paths()
+    match args.cmd:
+        case "up":
+            state = stack.up(paths, _up_request(args))
+            print(f"stack up: mode {state.mode}")
+            return stack.status(paths)
+        case "render":
+            mode, rendered, _state = stack.prepare(paths, _up_request(args), os.environ)
+            sys.stdout.write(to_yaml(rendered, parse_mode(mode.name)))
+            return 0
+        case "claude":
+            extra = list(args.claude_args)
+            if extra and extra[0] == "--":
+                extra = extra[1:]
+            return stack.claude(paths, args.dir, extra)
+        case "status":
+            return stack.status(paths)
+        case "logs":
+            return stack.logs(paths, args.services, follow=args.follow, tail=args.tail)
+        case "down":
+            stack.down(paths, volumes=args.volumes)
+            print("stack down")
+            return 0
+        case "build":
+            build_args = dict(kv.split("=", 1) for kv in args.build_arg)
+            stack.build(paths, args.services or ["proxy", "claude-sandbox"], build_args)
+            return 0
+        case "verify":
+            verify = importlib.import_module("ccstack.verify")
+            code: int = verify.main(list(args.verify_args))
+            return code
+    raise AssertionError(args.cmd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except stack.StackError as e:
+        print(f"ccstack: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

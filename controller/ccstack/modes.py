@@ -1,0 +1,119 @@
+"""The stack's modes: which backend the proxy talks to, and what that needs (pure data).
+
+    local       llama-server in a container (profile ``local``) with a GGUF model; no internet
+    mlx         mlx_lm.server running natively on the host (a Mac), reached via host.docker.internal
+    openrouter  openrouter.ai over the egress network; key from OPENROUTER_API_KEY or a key file
+    anthropic   the Anthropic API itself (pass-through); key from ANTHROPIC_API_KEY or a key file
+    test        the scripted upstream (profile ``test``), for the stack tests
+
+``parse_mode("openrouter")`` returns the frozen :class:`Mode`; an unknown name raises ``ValueError``
+listing the known ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+UpstreamKind = Literal["openai", "anthropic"]
+BackendFeatures = Literal["llama-server", "generic"]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What a mode means for Compose: profiles, the proxy's upstream, networks and secrets."""
+
+    name: str
+    summary: str
+    upstream: str
+    upstream_kind: UpstreamKind
+    backend_features: BackendFeatures
+    profiles: tuple[str, ...] = ()
+    # The proxy joins the egress network (internet, or the host gateway for mlx).
+    egress: bool = False
+    # The proxy gets host.docker.internal (host-gateway): a server on the host.
+    host_gateway: bool = False
+    # Environment variable holding the upstream API key (None: no key).
+    key_env: str | None = None
+    # The upstream model name the proxy sends by default (None: the client's names pass through).
+    default_model: str | None = None
+    # The backend's context window (None: leave Claude Code's own assumption).
+    context_window: int | None = None
+    # Clamp for max_tokens (None: no clamp).
+    max_output_tokens: int | None = None
+    # Compose services of the mode's backend, started by `up` beside the proxy.
+    backend_services: tuple[str, ...] = ()
+
+
+LOCAL_CONTEXT = 32768
+
+MODES: dict[str, Mode] = {
+    m.name: m
+    for m in (
+        Mode(
+            name="local",
+            summary="llama-server in a container with a local GGUF model (default: Qwen2.5-Coder-0.5B)",
+            upstream="http://llama-server:8080/v1",
+            upstream_kind="openai",
+            backend_features="llama-server",
+            profiles=("local",),
+            default_model="local",
+            context_window=LOCAL_CONTEXT,
+            max_output_tokens=4096,
+            backend_services=("llama-server",),
+        ),
+        Mode(
+            name="mlx",
+            summary="mlx_lm.server on the host (backends/mlx/run-mlx-server.sh), via host.docker.internal",
+            upstream="http://host.docker.internal:8080/v1",
+            upstream_kind="openai",
+            backend_features="generic",
+            egress=True,
+            host_gateway=True,
+            # mlx_lm.server serves the model it was started with under this name (any other name
+            # makes it try to load that model).
+            default_model="default_model",
+            context_window=LOCAL_CONTEXT,
+            max_output_tokens=4096,
+        ),
+        Mode(
+            name="openrouter",
+            summary="OpenRouter (openrouter.ai) over the egress network; key in OPENROUTER_API_KEY",
+            upstream="https://openrouter.ai/api/v1",
+            upstream_kind="openai",
+            backend_features="generic",
+            egress=True,
+            key_env="OPENROUTER_API_KEY",
+            default_model="qwen/qwen3-coder",
+        ),
+        Mode(
+            name="anthropic",
+            summary="the Anthropic API (pass-through); key in ANTHROPIC_API_KEY",
+            upstream="https://api.anthropic.com/v1",
+            upstream_kind="anthropic",
+            backend_features="generic",
+            egress=True,
+            key_env="ANTHROPIC_API_KEY",
+        ),
+        Mode(
+            name="test",
+            summary="the scripted upstream (tests only)",
+            upstream="http://scripted-upstream:8080/v1",
+            upstream_kind="openai",
+            backend_features="generic",
+            profiles=("test",),
+            default_model="scripted",
+            context_window=LOCAL_CONTEXT,
+            max_output_tokens=4096,
+            backend_services=("scripted-upstream",),
+        ),
+    )
+}
+
+
+def parse_mode(name: str) -> Mode:
+    """The mode called ``name``; raises ValueError naming the known modes."""
+    try:
+        return MODES[name]
+    except KeyError:
+        raise ValueError(f"unknown mode {name!r}: choose one of {', '.join(MODES)}") from None

@@ -1,0 +1,626 @@
+"""The ASGI app: Anthropic Messages API in front, an OpenAI-compatible or Anthropic-native upstream behind.
+
+    app = create_app(settings)                       # uvicorn serves it (cli.py)
+    app = create_app(settings, transport=mock)       # tests: httpx.MockTransport as "the network"
+
+Endpoints: POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, HEAD|GET /, GET /health,
+GET /metrics. Every error is Anthropic-shaped (`{"type":"error","error":{...}}`) with the status Claude
+Code's retry logic expects; nothing ever answers with a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ccproxy import __version__
+from ccproxy.config import Settings
+from ccproxy.errors import (
+    ApiError,
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PromptTooLongError,
+    ProxyError,
+    from_upstream_payload,
+    from_upstream_status,
+)
+from ccproxy.metrics import Metrics
+from ccproxy.relay import RawRelay, StreamPump, StreamStats
+from ccproxy.side_requests import is_side_request
+from ccproxy.slots import SlotPool, session_key
+from ccproxy.tokens import count_offline, count_with_llama_server, estimate_tokens
+from ccproxy.tracing import Tracer, body_for_trace, redact_headers
+from ccproxy.translate_request import RequestOptions, encode_upstream, to_openai_request
+from ccproxy.translate_response import to_anthropic_message
+from ccproxy.translate_stream import StreamTranslator
+from ccproxy.types_anthropic import (
+    CountTokensRequest,
+    MessagesRequest,
+    parse_count_tokens_request,
+    parse_messages_request,
+)
+from ccproxy.upstream import ERROR_BODY_LIMIT, Upstream, decode_json, transport_error
+
+log = logging.getLogger("ccproxy")
+
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access")
+PASSED_BACK_HEADERS = (
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "request-id",
+    "anthropic-ratelimit-",
+)
+BACKEND_INFO_TTL = 60.0
+HEALTH_TIMEOUT = 3.0
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What llama-server tells about itself: context per slot and number of slots."""
+
+    n_ctx: int | None
+    n_slots: int
+    fetched: float = field(default_factory=time.monotonic)
+
+
+def parse_backend_info(props: object, slots: object) -> BackendInfo:
+    """From /slots (a list with n_ctx per slot) and/or /props (total_slots, default_generation_settings)."""
+    n_ctx: int | None = None
+    n_slots = 0
+    if isinstance(slots, list) and slots:
+        n_slots = len(slots)
+        ctxs: list[int] = [
+            s["n_ctx"] for s in slots if isinstance(s, dict) and isinstance(s.get("n_ctx"), int)
+        ]
+        n_ctx = min(ctxs) if ctxs else None
+    if isinstance(props, dict):
+        if not n_slots and isinstance(props.get("total_slots"), int):
+            n_slots = props["total_slots"]
+        settings = props.get("default_generation_settings")
+        if n_ctx is None and isinstance(settings, dict) and isinstance(settings.get("n_ctx"), int):
+            n_ctx = settings["n_ctx"]
+        if n_ctx is None and isinstance(props.get("n_ctx"), int):
+            n_ctx = props["n_ctx"]
+    return BackendInfo(n_ctx=n_ctx if n_ctx and n_ctx > 0 else None, n_slots=max(1, n_slots))
+
+
+@dataclass
+class Call:
+    """One /v1/messages call, for logs, metrics and traces."""
+
+    request_id: str
+    endpoint: str
+    started: float = field(default_factory=time.monotonic)
+    model: str = "-"
+    upstream_model: str = "-"
+    slot: int | None = None
+    stream: bool = False
+    trace: dict[str, Any] = field(default_factory=dict)
+
+
+class Proxy:
+    """State shared by all requests of one app: settings, upstream client, slots, metrics, tracer."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.settings = settings
+        self.upstream = Upstream(
+            settings.upstream,
+            kind=settings.upstream_kind,
+            api_key=settings.upstream_key,
+            read_timeout=settings.read_timeout,
+            connect_timeout=settings.connect_timeout,
+            transport=transport,
+        )
+        self.metrics = Metrics(settings.upstream)
+        self.tracer = Tracer(settings.trace_dir, secrets=(settings.token, settings.upstream_key))
+        self.llama = settings.backend_features == "llama-server"
+        self._backend: BackendInfo | None = None
+        self._backend_lock = asyncio.Lock()
+        self.slots: SlotPool | None = None
+
+    # -- backend discovery (llama-server) ----------------------------------------------------------
+    async def backend_info(self) -> BackendInfo | None:
+        if not self.llama:
+            return None
+        info = self._backend
+        if info is not None and time.monotonic() - info.fetched < BACKEND_INFO_TTL:
+            return info
+        async with self._backend_lock:
+            info = self._backend
+            if info is not None and time.monotonic() - info.fetched < BACKEND_INFO_TTL:
+                return info
+            try:
+                info = await self._fetch_backend_info()
+            except ProxyError as err:
+                log.warning("llama-server /props and /slots unavailable: %s", err.message)
+                return self._backend
+            if self.slots is None or self.slots.n_slots != info.n_slots:
+                log.info("llama-server: %d slot(s), n_ctx %s per slot", info.n_slots, info.n_ctx)
+                self.slots = SlotPool(info.n_slots)
+            self._backend = info
+            return info
+
+    async def _fetch_backend_info(self) -> BackendInfo:
+        props = await self.upstream.get_json("/props", root=True, deadline=HEALTH_TIMEOUT)
+        try:
+            slots = await self.upstream.get_json("/slots", root=True, deadline=HEALTH_TIMEOUT)
+        except ProxyError:
+            slots = None  # /slots is disabled with --no-slots; /props is enough
+        return parse_backend_info(props, slots)
+
+    # -- auth -----------------------------------------------------------------------------------------
+    def check_auth(self, request: Request) -> None:
+        token = self.settings.token
+        if not token:
+            return
+        offered: list[str] = []
+        authorization = request.headers.get("authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            offered.append(value.strip())
+        api_key = request.headers.get("x-api-key")
+        if api_key:
+            offered.append(api_key.strip())
+        expected = token.encode()
+        if not any(hmac.compare_digest(o.encode(), expected) for o in offered):
+            what = "invalid" if offered else "missing"
+            raise AuthenticationError(
+                f"{what} proxy token: send the token configured for ccproxy as "
+                "'Authorization: Bearer <token>' or 'x-api-key: <token>'"
+            )
+
+    # -- responses ------------------------------------------------------------------------------------
+    def error_response(self, call: Call, err: ProxyError) -> JSONResponse:
+        self.metrics.observe_error(call.endpoint, call.upstream_model, err.error_type)
+        self.finish(call, err.status, error=err)
+        return JSONResponse(err.to_body(), status_code=err.status, headers=err.headers())
+
+    def finish(
+        self,
+        call: Call,
+        status: int,
+        *,
+        error: ProxyError | None = None,
+        stats: StreamStats | None = None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> None:
+        now = time.monotonic()
+        total = now - call.started
+        self.metrics.observe_request(call.endpoint, call.upstream_model, status, total)
+        parts = [
+            f"{call.request_id} {call.endpoint} {call.model}->{call.upstream_model}",
+            f"slot={call.slot if call.slot is not None else '-'}",
+            f"stream={int(call.stream)} status={status}",
+        ]
+        input_tokens = output_tokens = cache_read = 0
+        first_byte: float | None = None
+        if stats is not None:
+            input_tokens, output_tokens, cache_read = (
+                stats.input_tokens,
+                stats.output_tokens,
+                stats.cache_read_tokens,
+            )
+            first_byte = stats.first_byte
+            if stats.disconnected:
+                parts.append("client-disconnected")
+        elif usage is not None:
+            input_tokens = int(usage.get("input_tokens") or 0)
+            output_tokens = int(usage.get("output_tokens") or 0)
+            cache_read = int(usage.get("cache_read_input_tokens") or 0)
+            first_byte = call.trace.get("_first_byte")
+        if first_byte is not None:
+            ttfb = first_byte - call.started
+            self.metrics.observe_first_byte(call.upstream_model, ttfb)
+            parts.append(f"ttfb={ttfb:.3f}s")
+        parts.append(f"total={total:.3f}s")
+        if input_tokens or output_tokens:
+            self.metrics.observe_tokens(
+                call.upstream_model, input=input_tokens, output=output_tokens, cache_read=cache_read
+            )
+            gen_time = now - (first_byte or call.started)
+            rate = output_tokens / gen_time if gen_time > 0 else 0.0
+            parts.append(f"in={input_tokens} cache_read={cache_read} out={output_tokens} tok/s={rate:.1f}")
+        if error is not None:
+            parts.append(f"error={error.error_type}: {error.message[:300]}")
+        log.info(" ".join(parts))
+        if self.tracer.enabled and call.trace:
+            record = {k: v for k, v in call.trace.items() if not k.startswith("_")}
+            record.update(status=status, seconds=round(total, 4))
+            if error is not None:
+                record["error"] = error.to_body()
+            if stats is not None and stats.events is not None:
+                record["response_events"] = stats.events
+            self.tracer.write(call.request_id, record)
+
+    def start_trace(self, call: Call, request: Request, raw: bytes) -> None:
+        if self.tracer.enabled:
+            call.trace.update(
+                id=call.request_id,
+                time=time.time(),
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query,
+                request_headers=redact_headers(request.headers.items()),
+                request_body=body_for_trace(raw),
+            )
+
+    # -- /v1/messages ---------------------------------------------------------------------------------
+    async def messages(self, request: Request) -> Response:
+        call = Call(request_id=new_id("req"), endpoint="messages")
+        try:
+            self.check_auth(request)
+            raw = await request.body()
+            self.start_trace(call, request, raw)
+            payload = decode_request_json(raw)
+            if isinstance(payload, dict) and isinstance(payload.get("model"), str):
+                call.model = payload["model"]
+            if self.settings.upstream_kind == "anthropic":
+                call.upstream_model = call.model
+                return await self.passthrough(call, request, raw, payload)
+            req = parse_messages_request(payload)
+            return await self.translated(call, request, req)
+        except ProxyError as err:
+            return self.error_response(call, err)
+
+    async def translated(self, call: Call, request: Request, req: MessagesRequest) -> Response:
+        settings = self.settings
+        side = is_side_request(req)
+        call.stream = bool(req.stream)
+        call.upstream_model = settings.model_map.resolve(req.model, side=side)
+        opts = RequestOptions(
+            upstream_model=call.upstream_model,
+            max_tokens_limit=settings.max_tokens,
+            extra_body={"cache_prompt": True} if self.llama else {},
+        )
+        body = to_openai_request(req, opts, stream=call.stream)
+        prompt_tokens: int | None = None
+        info = await self.backend_info()
+        if info is not None and info.n_ctx is not None:
+            prompt_tokens = await self._count_llama(body)
+            if prompt_tokens is not None:
+                if prompt_tokens >= info.n_ctx:
+                    raise PromptTooLongError(prompt_tokens, info.n_ctx)
+                body["max_tokens"] = max(
+                    1, min(int(body.get("max_tokens", info.n_ctx)), info.n_ctx - prompt_tokens)
+                )
+        slots = self.slots
+        # A side request that goes to a separate side model has no slot on this server to protect.
+        if slots is not None and not (side and settings.model_map.side):
+            call.slot = slots.assign(session_key(request.headers, req.metadata), side=side)
+            body["id_slot"] = call.slot
+        content = encode_upstream(body)
+        if self.tracer.enabled:
+            call.trace["upstream_request"] = body
+        message_id = new_id("msg")
+        if prompt_tokens is None:
+            prompt_tokens = estimate_tokens(content)
+
+        if call.stream:
+            return await self._stream(call, content, req, message_id, prompt_tokens)
+        async with self._slot(call.slot), self.upstream.stream("/chat/completions", content) as response:
+            call.trace["_first_byte"] = time.monotonic()
+            try:
+                data = decode_json(await response.aread(), what="POST /chat/completions")
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, settings.read_timeout) from exc
+        if isinstance(data, dict) and "error" in data and not data.get("choices"):
+            raise from_upstream_payload(data["error"])
+        if not isinstance(data, dict):
+            raise from_upstream_payload(data)
+        message = to_anthropic_message(data, model=req.model, message_id=message_id)
+        if self.tracer.enabled:
+            call.trace["upstream_response"] = data
+            call.trace["response_body"] = message
+        self.finish(call, 200, usage=message.get("usage"))
+        return JSONResponse(message)
+
+    async def _count_llama(self, body: Mapping[str, Any]) -> int | None:
+        try:
+            return await count_with_llama_server(self.upstream, dict(body))
+        except (ProxyError, ValueError) as err:
+            log.warning("llama-server token count failed (%s); no context check for this request", err)
+            return None
+
+    def _slot(self, slot: int | None) -> AbstractAsyncContextManager[None]:
+        if slot is None or self.slots is None:
+            return contextlib.nullcontext()
+        return self.slots.acquire(slot)
+
+    async def _stream(
+        self, call: Call, content: bytes, req: MessagesRequest, message_id: str, prompt_tokens: int
+    ) -> Response:
+        slot = call.slot
+
+        @asynccontextmanager
+        async def open_upstream() -> AsyncIterator[httpx.Response]:
+            async with self._slot(slot), self.upstream.stream("/chat/completions", content) as response:
+                yield response
+
+        stats = StreamStats(started=call.started, events=[] if self.tracer.enabled else None)
+        pump = StreamPump(
+            open_upstream,
+            ping_interval=self.settings.ping_interval,
+            read_timeout=self.settings.read_timeout,
+            stats=stats,
+        )
+        pump.start()
+        early = await pump.wait_started(self.settings.stream_start_wait)
+        if early is not None:
+            pump.cancel()
+            return self.error_response(call, early)
+        translator = StreamTranslator(
+            model=req.model,
+            message_id=message_id,
+            input_tokens=prompt_tokens,
+            stop_sequences=req.stop_sequences or (),
+        )
+        return StreamingResponse(
+            self._finishing(call, pump.relay(translator), stats),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+
+    async def _finishing(
+        self, call: Call, body: AsyncIterator[bytes], stats: StreamStats
+    ) -> AsyncIterator[bytes]:
+        """Forward a relay's bytes and account for the stream when it ends (or the client leaves)."""
+        try:
+            async for data in body:
+                yield data
+        finally:
+            if stats.error is not None:
+                self.metrics.observe_error(call.endpoint, call.upstream_model, stats.error.error_type)
+            status = 499 if stats.disconnected else 200
+            self.finish(call, status, error=stats.error, stats=stats)
+
+    # -- pass-through (anthropic kind) ------------------------------------------------------------------
+    def forward_headers(self, request: Request) -> dict[str, str]:
+        return {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
+
+    async def passthrough(self, call: Call, request: Request, raw: bytes, payload: object) -> Response:
+        """Forward the body bytes untouched (billing header included); the upstream key is injected."""
+        headers = self.forward_headers(request)
+        query = request.url.query
+        call.stream = isinstance(payload, dict) and payload.get("stream") is True
+        if not call.stream:
+            response = await self._raw_send("/messages", raw, headers, query)
+            if response.status_code >= 300:
+                return self._passthrough_error(call, response)
+            call.trace["_first_byte"] = time.monotonic()
+            usage = None
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(response.content)
+                usage = parsed.get("usage") if isinstance(parsed, dict) else None
+                if self.tracer.enabled:
+                    call.trace["response_body"] = parsed
+            self.finish(call, response.status_code, usage=usage)
+            return Response(response.content, status_code=response.status_code, media_type="application/json")
+
+        @asynccontextmanager
+        async def open_upstream() -> AsyncIterator[httpx.Response]:
+            async with self.upstream.stream("/messages", raw, headers=headers, query=query) as response:
+                yield response
+
+        stats = StreamStats(started=call.started)
+        relay = RawRelay(
+            open_upstream,
+            ping_interval=self.settings.ping_interval,
+            read_timeout=self.settings.read_timeout,
+            stats=stats,
+        )
+        relay.start()
+        early = await relay.wait_started(self.settings.stream_start_wait)
+        if early is not None:
+            relay.cancel()
+            return self.error_response(call, early)
+        return StreamingResponse(
+            self._finishing(call, relay.relay(), stats), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    async def _raw_send(
+        self, path: str, raw: bytes, headers: Mapping[str, str], query: str
+    ) -> httpx.Response:
+        """POST without mapping error statuses (Anthropic's own errors are passed back as they are)."""
+        return await self.upstream.send(path, raw, headers=headers, query=query, check=False)
+
+    def _passthrough_error(self, call: Call, response: httpx.Response) -> Response:
+        """An upstream error: passed back unchanged when it is Anthropic-shaped, else mapped."""
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("type") == "error" and isinstance(body.get("error"), dict):
+            error_type = str(body["error"].get("type", "api_error"))
+            self.metrics.observe_error(call.endpoint, call.upstream_model, error_type)
+            message = str(body["error"].get("message", ""))
+            self.finish(
+                call, response.status_code, error=ProxyError(response.status_code, error_type, message)
+            )
+            headers = {k: v for k, v in response.headers.items() if k.lower().startswith(PASSED_BACK_HEADERS)}
+            return Response(
+                response.content,
+                status_code=response.status_code,
+                media_type="application/json",
+                headers=headers,
+            )
+        err = from_upstream_status(response.status_code, response.text[:ERROR_BODY_LIMIT], response.headers)
+        return self.error_response(call, err)
+
+    # -- /v1/messages/count_tokens ------------------------------------------------------------------------
+    async def count_tokens(self, request: Request) -> Response:
+        call = Call(request_id=new_id("req"), endpoint="count_tokens")
+        try:
+            self.check_auth(request)
+            raw = await request.body()
+            self.start_trace(call, request, raw)
+            payload = decode_request_json(raw)
+            if self.settings.upstream_kind == "anthropic":
+                response = await self._raw_send(
+                    "/messages/count_tokens", raw, self.forward_headers(request), request.url.query
+                )
+                if response.status_code != 404:
+                    if response.status_code >= 300:
+                        return self._passthrough_error(call, response)
+                    self.finish(call, response.status_code)
+                    return Response(
+                        response.content, status_code=response.status_code, media_type="application/json"
+                    )
+            req = parse_count_tokens_request(payload)
+            call.model = req.model
+            call.upstream_model = self.settings.model_map.resolve(req.model, side=False)
+            n = await self.count_request(req)
+            self.finish(call, 200)
+            return JSONResponse({"input_tokens": n})
+        except ProxyError as err:
+            return self.error_response(call, err)
+
+    async def count_request(self, req: CountTokensRequest) -> int:
+        upstream_model = self.settings.model_map.resolve(req.model, side=False)
+        body = to_openai_request(req, RequestOptions(upstream_model=upstream_model), stream=False)
+        if self.llama:
+            n = await self._count_llama(body)
+            if n is not None:
+                return n
+        return await asyncio.to_thread(count_offline, body)
+
+    # -- other endpoints --------------------------------------------------------------------------------
+    async def models(self, request: Request) -> Response:
+        call = Call(request_id=new_id("req"), endpoint="models")
+        try:
+            self.check_auth(request)
+        except ProxyError as err:
+            return self.error_response(call, err)
+        if self.settings.upstream_kind == "anthropic":
+            try:
+                response = await self.upstream.get("/models")
+            except ProxyError as err:
+                return self.error_response(call, err)
+            return Response(response.content, status_code=response.status_code, media_type="application/json")
+        names: list[str] = []
+        mm = self.settings.model_map
+        for name in (mm.default, mm.side, *(r.upstream for r in mm.rules)):
+            if name and name not in names:
+                names.append(name)
+        try:
+            listed = await self.upstream.get_json("/models", deadline=HEALTH_TIMEOUT)
+            for entry in listed.get("data", []) if isinstance(listed, dict) else []:
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"] not in names:
+                    names.append(entry["id"])
+        except ProxyError as err:
+            log.info("upstream /models unavailable: %s", err.message)
+        data = [
+            {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"} for n in names
+        ]
+        return JSONResponse(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
+        )
+
+    async def health(self, request: Request) -> Response:
+        body: dict[str, Any] = {
+            "status": "ok",
+            "upstream": self.settings.upstream,
+            "upstream_kind": self.settings.upstream_kind,
+            "backend_features": self.settings.backend_features,
+        }
+        try:
+            if self.llama:
+                response = await self.upstream.get("/health", root=True, deadline=HEALTH_TIMEOUT)
+                if response.status_code >= 300:
+                    raise ApiError(f"llama-server /health answered {response.status_code}")
+                info = await self.backend_info()
+                if info is not None:
+                    body["backend"] = {"n_ctx": info.n_ctx, "slots": info.n_slots}
+            else:
+                response = await self.upstream.get("/models", deadline=HEALTH_TIMEOUT)
+                if response.status_code >= 500:
+                    raise ApiError(f"upstream /models answered {response.status_code}")
+        except ProxyError as err:
+            body.update(status="unavailable", error=err.message)
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    async def root(self, request: Request) -> Response:
+        return JSONResponse({"name": "ccproxy", "version": __version__})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+def decode_request_json(raw: bytes) -> object:
+    if not raw.strip():
+        raise InvalidRequestError("body: empty request body (expected a JSON object)")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequestError(f"body: invalid JSON: {exc}") from None
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err: ProxyError = NotFoundError(f"no route for {request.method} {request.url.path}")
+    else:
+        err = ProxyError(exc.status_code, "invalid_request_error", str(exc.detail), should_retry=False)
+    return JSONResponse(err.to_body(), status_code=err.status, headers=err.headers())
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    err = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
+    return JSONResponse(err.to_body(), status_code=err.status)
+
+
+def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """The proxy app. `transport` replaces the network for the upstream client (tests)."""
+    proxy = Proxy(settings, transport)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if proxy.llama:
+            await proxy.backend_info()
+        yield
+        await proxy.upstream.aclose()
+
+    routes = [
+        Route("/v1/messages", proxy.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", proxy.count_tokens, methods=["POST"]),
+        Route("/v1/models", proxy.models, methods=["GET"]),
+        Route("/health", proxy.health, methods=["GET"]),
+        Route("/metrics", proxy.metrics_endpoint, methods=["GET"]),
+        Route("/", proxy.root, methods=["GET", "HEAD"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
+    )
+    app.state.proxy = proxy
+    return app

@@ -1,0 +1,109 @@
+"""`ccproxy`: run the proxy with uvicorn.
+
+    ccproxy --upstream http://127.0.0.1:8080/v1 --backend-features llama-server
+    ccproxy --host 0.0.0.0 --token-file /run/secrets/proxy_token --upstream https://openrouter.ai/api/v1 \\
+            --upstream-key-file /run/secrets/openrouter_key --model qwen/qwen3-coder
+
+Every flag also has an env var (CCPROXY_*) and a key in the YAML config file (--config); a flag beats
+the env var, which beats the file, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ccproxy import __version__
+from ccproxy.config import FIELDS, ConfigError, Settings, load_settings
+
+HELP: dict[str, str] = {
+    "host": "listen address (default 127.0.0.1; a non-loopback address needs a token)",
+    "port": "listen port (default 8787)",
+    "upstream": "upstream base URL including /v1 (default http://127.0.0.1:8080/v1)",
+    "upstream_kind": "openai (Chat Completions, translated) or anthropic (pass-through); default openai",
+    "upstream_key_file": "file holding the upstream API key (injected upstream; never sent by the client)",
+    "token": "client token the proxy accepts (Authorization: Bearer or x-api-key)",
+    "token_file": "file holding the client token",
+    "model": "default upstream model for names no mapping rule matches",
+    "side_model": "upstream model for side requests (titles, haiku, max_tokens=1)",
+    "max_tokens": "clamp max_tokens sent upstream to this",
+    "trace_dir": "write one redacted JSON trace per request here (dir 0700, files 0600)",
+    "log_level": "critical|error|warning|info|debug (default info)",
+    "read_timeout": "seconds of upstream silence before giving up (default 600)",
+    "connect_timeout": "seconds to connect to the upstream (default 10)",
+    "ping_interval": "seconds between SSE pings while the upstream is silent, <= 10 (default 5)",
+    "stream_start_wait": "seconds a stream waits for the upstream's status before starting (default 0.5)",
+    "backend_features": "llama-server (slots, /tokenize, /props, id_slot) or generic (default)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccproxy",
+        description="Anthropic Messages API proxy for Claude Code over OpenAI-compatible "
+        "or Anthropic upstreams.",
+        epilog="Each option can also be set by its env var or a key of the YAML --config file "
+        "(flag > env > file > default).",
+    )
+    parser.add_argument("--version", action="version", version=f"ccproxy {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="YAML config file [env CCPROXY_CONFIG]")
+    for name, (env, _parse) in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(
+            flag, dest=name, default=None, metavar=name.upper(), help=f"{HELP[name]} [env {env}]"
+        )
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every upstream request at INFO; ccproxy's own line per request says more.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings: Settings = load_settings(vars(args), os.environ)
+    except ConfigError as exc:
+        print(f"ccproxy: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    import uvicorn
+
+    from ccproxy.app import create_app
+
+    log = logging.getLogger("ccproxy")
+    log.info(
+        "ccproxy %s on %s:%d -> %s (%s, %s)%s",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.upstream,
+        settings.upstream_kind,
+        settings.backend_features,
+        "" if settings.token else " (no client token: loopback only)",
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_keep_alive=75,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

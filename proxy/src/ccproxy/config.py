@@ -1,0 +1,251 @@
+"""Proxy settings: one home per value, resolved as CLI flag > env var > YAML config file > default.
+
+`load_settings(flags, environ)` takes the parsed flags (None = not given) and the environment as plain
+mappings, so tests pass dicts. Every problem raises `ConfigError` naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ccproxy.model_map import ModelMap, ModelRule
+
+UpstreamKind = Literal["openai", "anthropic"]
+BackendFeatures = Literal["generic", "llama-server"]
+
+MAX_PING_INTERVAL = 10.0
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or inconsistent; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    upstream: str = "http://127.0.0.1:8080/v1"
+    upstream_kind: UpstreamKind = "openai"
+    upstream_key_file: Path | None = None
+    upstream_key: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    token_file: Path | None = None
+    model: str | None = None
+    """Default upstream model (None: names no rule matches pass through unchanged)."""
+    side_model: str | None = None
+    model_rules: tuple[ModelRule, ...] = ()
+    """`models.rules` from the config file: Claude name patterns -> upstream models, first match wins."""
+    max_tokens: int | None = None
+    trace_dir: Path | None = None
+    log_level: str = "info"
+    read_timeout: float = 600.0
+    connect_timeout: float = 10.0
+    ping_interval: float = 5.0
+    stream_start_wait: float = 0.5
+    """How long a streaming request waits for the upstream's status before committing to a 200 stream
+    (errors seen within it become proper HTTP errors; later ones become an `event: error`)."""
+    backend_features: BackendFeatures = "generic"
+    config: Path | None = None
+
+    @property
+    def model_map(self) -> ModelMap:
+        return ModelMap(self.model_rules, default=self.model, side=self.side_model)
+
+    @property
+    def is_loopback(self) -> bool:
+        return is_loopback_host(self.host)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# name -> (env var, parser); the config-file key is the name itself.
+def _str(value: object) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)  # type: ignore[call-overload, no-any-return]
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _path(value: object) -> Path:
+    return Path(_str(value)).expanduser()
+
+
+def _kind(value: object) -> UpstreamKind:
+    text = _str(value)
+    if text == "openai":
+        return "openai"
+    if text == "anthropic":
+        return "anthropic"
+    raise ValueError(f"must be openai or anthropic, got {text!r}")
+
+
+def _features(value: object) -> BackendFeatures:
+    text = _str(value)
+    if text == "generic":
+        return "generic"
+    if text in ("llama-server", "llama_server", "llama"):
+        return "llama-server"
+    raise ValueError(f"must be llama-server or generic, got {text!r}")
+
+
+def _log_level(value: object) -> str:
+    text = _str(value).lower()
+    if text not in ("critical", "error", "warning", "info", "debug"):
+        raise ValueError(f"must be one of critical, error, warning, info, debug; got {text!r}")
+    return text
+
+
+FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
+    "host": ("CCPROXY_HOST", _str),
+    "port": ("CCPROXY_PORT", _int),
+    "upstream": ("CCPROXY_UPSTREAM", _str),
+    "upstream_kind": ("CCPROXY_UPSTREAM_KIND", _kind),
+    "upstream_key_file": ("CCPROXY_UPSTREAM_KEY_FILE", _path),
+    "token": ("CCPROXY_TOKEN", _str),
+    "token_file": ("CCPROXY_TOKEN_FILE", _path),
+    "model": ("CCPROXY_MODEL", _str),
+    "side_model": ("CCPROXY_SIDE_MODEL", _str),
+    "max_tokens": ("CCPROXY_MAX_TOKENS", _int),
+    "trace_dir": ("CCPROXY_TRACE_DIR", _path),
+    "log_level": ("CCPROXY_LOG_LEVEL", _log_level),
+    "read_timeout": ("CCPROXY_READ_TIMEOUT", _float),
+    "connect_timeout": ("CCPROXY_CONNECT_TIMEOUT", _float),
+    "ping_interval": ("CCPROXY_PING_INTERVAL", _float),
+    "stream_start_wait": ("CCPROXY_STREAM_START_WAIT", _float),
+    "backend_features": ("CCPROXY_BACKEND", _features),
+}
+CONFIG_ENV = "CCPROXY_CONFIG"
+FILE_ONLY_KEYS = ("models",)
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror or exc}") from exc
+    if not text:
+        raise ConfigError(f"{what}: {path} is empty")
+    return text
+
+
+def _read_config_file(path: Path) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config: {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {path} must hold a mapping of settings")
+    unknown = sorted(set(data) - set(FIELDS) - set(FILE_ONLY_KEYS))
+    if unknown:
+        raise ConfigError(f"config: {path}: unknown key(s) {', '.join(map(str, unknown))}")
+    return {str(k): v for k, v in data.items()}
+
+
+def _model_map(value: object, default: object, side: object) -> ModelMap:
+    """`models:` holds `rules` (list of {match, upstream} or {pattern: upstream}), `default`, `side`."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError("config: models must be a mapping with rules, default, side")
+    unknown = sorted(set(value) - {"rules", "default", "side"})
+    if unknown:
+        raise ConfigError(f"config: models: unknown key(s) {', '.join(map(str, unknown))}")
+    try:
+        return ModelMap.from_config(
+            value.get("rules"),
+            default=default if default is not None else value.get("default"),
+            side=side if side is not None else value.get("side"),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"config: {exc}") from exc
+
+
+def load_settings(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
+    """Resolve every setting from flags (None = unset), env vars, the YAML file, then defaults."""
+    config_value = flags.get("config") or environ.get(CONFIG_ENV) or None
+    config_path = _path(config_value) if config_value else None
+    file_values = _read_config_file(config_path) if config_path else {}
+
+    values: dict[str, Any] = {}
+    for name, (env, parse) in FIELDS.items():
+        sources = (
+            ("--" + name.replace("_", "-"), flags.get(name)),
+            (env, environ.get(env) or None),
+            (f"config {name}", file_values.get(name)),
+        )
+        for where, raw in sources:
+            if raw is None:
+                continue
+            try:
+                values[name] = parse(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+            break
+
+    model_map = _model_map(file_values.get("models"), values.get("model"), values.get("side_model"))
+    values.update(model_rules=model_map.rules, model=model_map.default, side_model=model_map.side)
+    values["config"] = config_path
+
+    if values.get("token") is None and values.get("token_file") is not None:
+        values["token"] = _read_secret(values["token_file"], "token-file")
+    if values.get("upstream_key_file") is not None:
+        values["upstream_key"] = _read_secret(values["upstream_key_file"], "upstream-key-file")
+
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if not s.upstream.startswith(("http://", "https://")):
+        raise ConfigError(f"upstream: must be an http(s) URL including /v1, got {s.upstream!r}")
+    if not 0 < s.port < 65536:
+        raise ConfigError(f"port: {s.port} is out of range")
+    if not 0 < s.ping_interval <= MAX_PING_INTERVAL:
+        raise ConfigError(
+            f"ping-interval: must be > 0 and <= {MAX_PING_INTERVAL:g} s, got {s.ping_interval:g}"
+        )
+    if s.read_timeout <= 0 or s.connect_timeout <= 0:
+        raise ConfigError("read-timeout and connect-timeout must be > 0")
+    if s.stream_start_wait < 0:
+        raise ConfigError("stream-start-wait must be >= 0")
+    if s.max_tokens is not None and s.max_tokens < 1:
+        raise ConfigError(f"max-tokens: must be >= 1, got {s.max_tokens}")
+    if not s.token and not s.is_loopback:
+        raise ConfigError(
+            f"host: refusing to listen on non-loopback {s.host!r} without a client token "
+            "(set --token/--token-file or CCPROXY_TOKEN/CCPROXY_TOKEN_FILE)"
+        )
+
+
+def default_environ() -> Mapping[str, str]:
+    return os.environ

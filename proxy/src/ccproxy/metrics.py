@@ -1,0 +1,65 @@
+"""Prometheus metrics, one registry per app (so tests and several apps in a process never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "ccproxy_requests",
+            "Requests answered, by endpoint, upstream, upstream model and HTTP status.",
+            ["endpoint", "upstream", "model", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "ccproxy_errors",
+            "Errors returned to the client (HTTP or in-stream), by Anthropic error type.",
+            ["endpoint", "upstream", "model", "type"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ccproxy_request_duration_seconds",
+            "Time from request to the last byte sent.",
+            ["endpoint", "upstream", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttfb = Histogram(
+            "ccproxy_upstream_first_byte_seconds",
+            "Time from request to the upstream's first response byte.",
+            ["upstream", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "ccproxy_tokens",
+            "Tokens by kind: input, output, cache_read.",
+            ["upstream", "model", "kind"],
+            registry=self.registry,
+        )
+
+    def observe_request(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        self.requests.labels(endpoint, self.upstream, model, str(status)).inc()
+        self.latency.labels(endpoint, self.upstream, model).observe(seconds)
+
+    def observe_error(self, endpoint: str, model: str, error_type: str) -> None:
+        self.errors.labels(endpoint, self.upstream, model, error_type).inc()
+
+    def observe_first_byte(self, model: str, seconds: float) -> None:
+        self.ttfb.labels(self.upstream, model).observe(seconds)
+
+    def observe_tokens(self, model: str, *, input: int, output: int, cache_read: int) -> None:
+        for kind, n in (("input", input), ("output", output), ("cache_read", cache_read)):
+            if n:
+                self.tokens.labels(self.upstream, model, kind).inc(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

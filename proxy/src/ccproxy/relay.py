@@ -1,0 +1,276 @@
+"""Streams between the upstream and the client: the I/O around the pure stream translator.
+
+A `StreamPump` runs the upstream request in its own task (`producer`) that puts decoded chunks on a
+queue; the client-facing generator (`events`) takes them off, translates them, and sends a `ping`
+whenever the queue stays empty for `ping_interval` seconds (while the request waits for its slot, while
+the backend processes the prompt). The upstream's own read timeout still ends a dead upstream.
+
+    pump = StreamPump(open_upstream, ping_interval=5)
+    pump.start()
+    early = await pump.wait_started(0.5)     # a ProxyError seen before the stream began, or None
+    async for data in pump.relay(translator): ...
+
+Every stream ends with `message_delta` + `message_stop` (from `translator.finish()`) or an `error` event
+(from `translator.fail(err)`). If the client goes away, the generator is cancelled and so is the
+upstream task, which closes the upstream connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from ccproxy.errors import ApiError, ProxyError, UpstreamProtocolError, from_upstream_payload
+from ccproxy.sse import PING, encode_event, encode_events
+from ccproxy.upstream import transport_error
+
+log = logging.getLogger("ccproxy")
+
+_END = object()
+_QUEUE_SIZE = 4096
+
+
+class Translator(Protocol):
+    def start(self) -> list[dict[str, Any]]: ...
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def finish(self) -> list[dict[str, Any]]: ...
+    def fail(self, err: ProxyError) -> list[dict[str, Any]]: ...
+
+
+OpenUpstream = Callable[[], AbstractAsyncContextManager[httpx.Response]]
+
+
+@dataclass
+class StreamStats:
+    """Filled in while a stream runs; read by the caller for logs, metrics and traces."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_byte: float | None = None
+    finished: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    stop_reason: str | None = None
+    error: ProxyError | None = None
+    disconnected: bool = False
+    events: list[dict[str, Any]] | None = None
+    """All events sent, when tracing."""
+
+    def observe(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            kind = event.get("type")
+            if kind == "message_start":
+                usage = event.get("message", {}).get("usage") or {}
+                self.input_tokens = int(usage.get("input_tokens") or 0)
+                self.cache_read_tokens = int(usage.get("cache_read_input_tokens") or 0)
+            elif kind == "message_delta":
+                usage = event.get("usage") or {}
+                self.output_tokens = int(usage.get("output_tokens") or self.output_tokens)
+                if usage.get("input_tokens") is not None:
+                    self.input_tokens = int(usage["input_tokens"])
+                if usage.get("cache_read_input_tokens") is not None:
+                    self.cache_read_tokens = int(usage["cache_read_input_tokens"])
+                self.stop_reason = (event.get("delta") or {}).get("stop_reason")
+        if self.events is not None:
+            self.events.extend(events)
+
+
+def sse_data(line: str) -> str | None:
+    """The payload of an SSE `data:` line, or None for other lines (comments, event names, blanks)."""
+    if line.startswith("data:"):
+        return line[5:].strip()
+    return None
+
+
+class _UpstreamTask:
+    """Runs the upstream request in its own task and queues what it reads (or the error it hits)."""
+
+    def __init__(
+        self, open_upstream: OpenUpstream, *, ping_interval: float, read_timeout: float, stats: StreamStats
+    ) -> None:
+        self._open = open_upstream
+        self._ping_interval = ping_interval
+        self._read_timeout = read_timeout
+        self._queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
+        self._started = asyncio.Event()
+        self._early_error: ProxyError | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.stats = stats
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._produce())
+
+    def cancel(self) -> None:
+        """Stop the upstream request (closes its connection); safe to call at any time."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def wait_started(self, seconds: float) -> ProxyError | None:
+        """Wait up to `seconds` for the upstream's answer to begin; return an error seen before that."""
+        try:
+            await asyncio.wait_for(self._started.wait(), seconds)
+        except TimeoutError:
+            return None
+        return self._early_error
+
+    async def _produce(self) -> None:
+        try:
+            async with self._open() as response:
+                self.stats.first_byte = time.monotonic()
+                self._started.set()
+                await self._read(response)
+            await self._queue.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except ProxyError as err:
+            await self._put_error(err)
+        except httpx.HTTPError as exc:
+            await self._put_error(transport_error(exc, self._read_timeout))
+        except Exception as exc:
+            log.exception("upstream stream failed")
+            await self._put_error(ApiError(f"proxy error while reading the upstream: {type(exc).__name__}"))
+
+    async def _read(self, response: httpx.Response) -> None:
+        raise NotImplementedError
+
+    async def _put_error(self, err: ProxyError) -> None:
+        if not self._started.is_set():
+            self._early_error = err
+            self._started.set()
+        await self._queue.put(err)
+
+    async def _next(self) -> object:
+        """The next queued item, or None after `ping_interval` of silence."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        try:
+            async with asyncio.timeout(self._ping_interval):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+
+class StreamPump(_UpstreamTask):
+    """OpenAI chat-completion chunks in, Anthropic SSE bytes out (through a pure translator)."""
+
+    async def _read(self, response: httpx.Response) -> None:
+        done = False
+        async for line in response.aiter_lines():
+            if done:
+                continue  # drain to the end so the keep-alive connection can be reused
+            data = sse_data(line)
+            if not data:
+                continue
+            if data == "[DONE]":
+                done = True
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise UpstreamProtocolError(
+                    f"upstream sent a malformed stream chunk: {data[:200]!r}"
+                ) from None
+            if not isinstance(chunk, dict):
+                raise UpstreamProtocolError(f"upstream sent a non-object stream chunk: {data[:200]!r}")
+            if "error" in chunk and not chunk.get("choices"):
+                raise from_upstream_payload(chunk["error"])
+            await self._queue.put(chunk)
+
+    async def relay(self, translator: Translator) -> AsyncIterator[bytes]:
+        """The client's SSE bytes. Always ends with message_stop or an error event."""
+        stats = self.stats
+        try:
+            events = translator.start()
+            stats.observe(events)
+            yield encode_events(events)
+            while True:
+                item = await self._next()
+                if item is None:
+                    yield PING
+                    continue
+                last = item is _END or isinstance(item, ProxyError)
+                try:
+                    if item is _END:
+                        events = translator.finish()
+                    elif isinstance(item, ProxyError):
+                        stats.error = item
+                        events = translator.fail(item)
+                    else:
+                        assert isinstance(item, dict)
+                        events = translator.feed(item)
+                except ProxyError as err:
+                    stats.error = err
+                    events = translator.fail(err)
+                    last = True
+                except Exception as exc:  # a proxy bug must still end the stream with an error event
+                    log.exception("stream translation failed")
+                    stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
+                    events = [stats.error.to_body()]
+                    last = True
+                stats.observe(events)
+                if events:
+                    yield encode_events(events)
+                if last:
+                    break
+        except (asyncio.CancelledError, GeneratorExit):
+            stats.disconnected = True
+            raise
+        finally:
+            stats.finished = time.monotonic()
+            self.cancel()
+
+
+class RawRelay(_UpstreamTask):
+    """Pass-through of an Anthropic-native stream: bytes forwarded untouched.
+
+    Pings are only inserted at event boundaries while the upstream is silent; a stream that ends without
+    `message_stop` (cut, timeout, garbage) gets an `error` event appended.
+    """
+
+    async def _read(self, response: httpx.Response) -> None:
+        async for data in response.aiter_raw():
+            if data:
+                await self._queue.put(data)
+
+    async def relay(self) -> AsyncIterator[bytes]:
+        stats = self.stats
+        tail = b"\n\n"  # the last bytes forwarded (an event boundary when they end with a blank line)
+        stopped = False
+        try:
+            while True:
+                item = await self._next()
+                if item is None:
+                    if tail.endswith(b"\n\n"):
+                        yield PING
+                    continue
+                if isinstance(item, bytes):
+                    stopped = stopped or b"event: message_stop" in tail[-32:] + item
+                    tail = (tail + item)[-64:]
+                    yield item
+                    continue
+                if item is _END and stopped:
+                    break
+                err = (
+                    item
+                    if isinstance(item, ProxyError)
+                    else UpstreamProtocolError("upstream stream ended before message_stop")
+                )
+                stats.error = err
+                yield (b"" if tail.endswith(b"\n\n") else b"\n\n") + encode_event(err.to_body())
+                break
+        except (asyncio.CancelledError, GeneratorExit):
+            stats.disconnected = True
+            raise
+        finally:
+            stats.finished = time.monotonic()
+            self.cancel()

@@ -1,0 +1,34 @@
+"""Server-sent events encoding of Anthropic stream events (pure).
+
+An event is a plain dict in Anthropic wire shape; its ``type`` is the SSE event name::
+
+    event: content_block_delta
+    data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}
+
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["PING", "encode_event", "encode_events"]
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """Encode one event as ``event: <type>\\ndata: <compact JSON>\\n\\n``."""
+    name = event.get("type")
+    if not isinstance(name, str) or not name or "\n" in name or "\r" in name:
+        raise ValueError(f"an SSE event needs a one-line string 'type', got {name!r}")
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return b"event: " + name.encode() + b"\ndata: " + data.encode() + b"\n\n"
+
+
+def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
+    """Encode several events back to back."""
+    return b"".join(encode_event(event) for event in events)
+
+
+PING: bytes = encode_event({"type": "ping"})
+"""A keep-alive Claude Code ignores."""

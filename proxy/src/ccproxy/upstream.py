@@ -1,0 +1,167 @@
+"""The only module that talks HTTP to the upstream.
+
+`Upstream` wraps one `httpx.AsyncClient` whose transport is injectable (tests pass
+`httpx.MockTransport`). It injects the upstream key, applies the proxy's own timeouts, and turns
+transport failures into Anthropic-shaped `ProxyError`s:
+
+    httpx.ConnectError / ConnectTimeout / PoolTimeout -> OverloadedError (529, "upstream unreachable")
+    httpx.ReadTimeout                                  -> UpstreamTimeoutError (504, "upstream silent ...")
+    httpx.RemoteProtocolError / ReadError / ...        -> OverloadedError (529, "connection failed")
+    a non-2xx status                                   -> errors.from_upstream_status(...)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from ccproxy.errors import (
+    OverloadedError,
+    ProxyError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+    from_upstream_status,
+)
+
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+class Upstream:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        kind: str,
+        api_key: str | None,
+        read_timeout: float,
+        connect_timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.kind = kind
+        self.read_timeout = read_timeout
+        self._api_key = api_key
+        timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=None)
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30)
+        self._client = httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits, trust_env=False)
+
+    @property
+    def root_url(self) -> str:
+        """The server root (llama-server's /props, /slots, /tokenize live there, not under /v1)."""
+        base = self.base_url
+        return base[: -len("/v1")] if base.endswith("/v1") else base
+
+    def auth_headers(self) -> dict[str, str]:
+        if not self._api_key:
+            return {}
+        if self.kind == "anthropic":
+            return {"x-api-key": self._api_key}
+        return {"authorization": f"Bearer {self._api_key}"}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _request(
+        self, method: str, url: str, *, content: bytes | None, headers: Mapping[str, str] | None
+    ) -> httpx.Request:
+        all_headers = {"accept-encoding": "identity"}
+        if content is not None:
+            all_headers["content-type"] = "application/json"
+        all_headers.update(headers or {})
+        all_headers.update(self.auth_headers())
+        return self._client.build_request(method, url, content=content, headers=all_headers)
+
+    async def send(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        root: bool = False,
+        query: str = "",
+        check: bool = True,
+    ) -> httpx.Response:
+        """POST and read the whole answer. Raises ProxyError for transport failures and (when `check`)
+        for a non-2xx status."""
+        url = (self.root_url if root else self.base_url) + path + (f"?{query}" if query else "")
+        request = self._request("POST", url, content=content, headers=headers)
+        try:
+            response = await self._client.send(request)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.read_timeout) from exc
+        if check and response.status_code >= 300:
+            raise from_upstream_status(
+                response.status_code, response.text[:ERROR_BODY_LIMIT], response.headers
+            )
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        query: str = "",
+    ) -> AsyncIterator[httpx.Response]:
+        """POST with a streamed answer; yields the open 2xx response. Raises ProxyError otherwise."""
+        url = self.base_url + path + (f"?{query}" if query else "")
+        request = self._request("POST", url, content=content, headers=headers)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.read_timeout) from exc
+        try:
+            if response.status_code >= 300:
+                try:
+                    body = (await response.aread())[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
+                except httpx.HTTPError:
+                    body = ""
+                raise from_upstream_status(response.status_code, body, response.headers)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def get(self, path: str, *, root: bool = False, deadline: float | None = None) -> httpx.Response:
+        """GET without raising on status (used by probes). Raises ProxyError on transport failure."""
+        url = (self.root_url if root else self.base_url) + path
+        request = self._request("GET", url, content=None, headers=None)
+        if deadline is not None:
+            request.extensions["timeout"] = httpx.Timeout(deadline).as_dict()
+        try:
+            return await self._client.send(request)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.read_timeout) from exc
+
+    async def get_json(self, path: str, *, root: bool = False, deadline: float | None = None) -> Any:
+        response = await self.get(path, root=root, deadline=deadline)
+        if response.status_code >= 300:
+            raise from_upstream_status(
+                response.status_code, response.text[:ERROR_BODY_LIMIT], response.headers
+            )
+        return decode_json(response.content, what=f"GET {path}")
+
+    async def post_json(self, path: str, payload: object, *, root: bool = False) -> Any:
+        response = await self.send(path, json.dumps(payload).encode(), root=root)
+        return decode_json(response.content, what=f"POST {path}")
+
+
+def decode_json(data: bytes, *, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise UpstreamProtocolError(f"upstream {what}: answer is not JSON: {exc}") from exc
+
+
+def transport_error(exc: httpx.HTTPError, read_timeout: float) -> ProxyError:
+    match exc:
+        case httpx.ReadTimeout():
+            return UpstreamTimeoutError(f"upstream silent for more than {read_timeout:g} s (read timeout)")
+        case httpx.ConnectError() | httpx.ConnectTimeout() | httpx.PoolTimeout():
+            return OverloadedError(f"upstream unreachable: {type(exc).__name__}: {exc}")
+        case _:
+            return OverloadedError(f"upstream connection failed: {type(exc).__name__}: {exc}")

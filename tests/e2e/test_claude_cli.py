@@ -1,0 +1,166 @@
+"""The real Claude Code CLI, in a loopback-only network namespace, drives `ccproxy` (the installed
+console script) over the scripted OpenAI upstream, which asks it to use its Write tool.
+
+Needs: the CLI from scripts/install-claude-cli.sh, `unshare` and `ip` (util-linux, iproute2), root (or
+unprivileged user namespaces). Missing prerequisites fail the test; they never skip it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+CLAUDE = REPO / ".tools" / "claude-code" / "node_modules" / ".bin" / "claude"
+UPSTREAM_SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
+DRIVER = Path(__file__).with_name("netns_driver.py")
+CCPROXY = Path(sys.executable).with_name("ccproxy")
+
+CLIENT_TOKEN = "client-token-e2e-5f1c"
+UPSTREAM_KEY = "upstream-key-e2e-9a7b"
+CONTENT = "hello from the scripted upstream\nsecond line\n"
+
+
+def require_prerequisites() -> None:
+    missing = []
+    if not CLAUDE.exists():
+        missing.append(f"Claude Code CLI at {CLAUDE} (run scripts/install-claude-cli.sh)")
+    if not CCPROXY.exists():
+        missing.append(f"ccproxy console script at {CCPROXY} (pip install -e proxy)")
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            missing.append(f"`{tool}` on PATH (util-linux / iproute2)")
+    if missing:
+        pytest.fail("e2e prerequisites missing: " + "; ".join(missing))
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(
+            f"`unshare -n` does not work here (needs root or user namespaces): {probe.stderr.strip()}"
+        )
+
+
+def run_in_netns(tmp_path: Path, script: list[dict[str, Any]], prompt: str) -> dict[str, Any]:
+    workdir = tmp_path / "work"
+    home = tmp_path / "home"
+    workdir.mkdir()
+    home.mkdir()
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    key_file = tmp_path / "upstream.key"
+    key_file.write_text(UPSTREAM_KEY + "\n")
+    spec = {
+        "ccproxy": str(CCPROXY),
+        "claude": str(CLAUDE),
+        "upstream_script": str(UPSTREAM_SCRIPT),
+        "script": str(tmp_path / "script.json"),
+        "workdir": str(workdir),
+        "home": str(home),
+        "prompt": prompt,
+        "token": CLIENT_TOKEN,
+        "upstream_key_file": str(key_file),
+        "result": str(tmp_path / "result.json"),
+        "claude_timeout": 240,
+        "extra_proxy_args": ["--trace-dir", str(tmp_path / "traces")],
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    run = subprocess.run(
+        ["unshare", "-n", sys.executable, str(DRIVER), str(tmp_path / "spec.json")],
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    assert run.returncode == 0, f"netns driver failed:\n{run.stdout}\n{run.stderr}"
+    result: dict[str, Any] = json.loads((tmp_path / "result.json").read_text())
+    return result
+
+
+def main_requests(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Upstream chat requests that carry tools (the agent's turns, not side requests)."""
+    return [
+        r
+        for r in result["upstream_requests"]
+        if r["path"].startswith("/v1/chat/completions")
+        and isinstance(r["body"], dict)
+        and r["body"].get("tools")
+    ]
+
+
+def test_claude_writes_a_file_through_ccproxy(tmp_path: Path) -> None:
+    require_prerequisites()
+    target = tmp_path / "work" / "hello.txt"
+    script: list[dict[str, Any]] = [
+        {
+            "tool_calls": [{"name": "Write", "arguments": {"file_path": str(target), "content": CONTENT}}],
+            "chunks": 7,
+        },
+        {"text": "Done: I wrote hello.txt."},
+    ]
+    result = run_in_netns(tmp_path, script, "Create hello.txt with a greeting.")
+    diagnostics = (
+        f"claude rc={result.get('returncode')} in {result.get('claude_seconds')} s\n"
+        f"stderr:\n{result.get('stderr', '')[-3000:]}\nstdout tail:\n{result.get('stdout', '')[-3000:]}\n"
+        f"proxy log:\n{result.get('proxy_log', '')[-3000:]}"
+    )
+    assert result.get("returncode") == 0, diagnostics
+
+    # The CLI executed the Write tool in its working directory.
+    assert target.read_text() == CONTENT, diagnostics
+
+    # The final result line of the CLI reports a finished turn with our scripted text.
+    events = [json.loads(line) for line in result["stdout"].splitlines() if line.startswith("{")]
+    final = [e for e in events if e.get("type") == "result"]
+    assert final, diagnostics
+    assert final[-1].get("is_error") is False, diagnostics
+    assert "Done: I wrote hello.txt." in final[-1].get("result", ""), diagnostics
+
+    # Upstream saw exactly two agent turns; the second carries the tool result as role: tool.
+    turns = main_requests(result)
+    assert len(turns) == 2, [r["body"].get("messages", [])[-1:] for r in turns]
+    first, second = turns[0]["body"], turns[1]["body"]
+    assert first["stream"] is True
+    assert "Write" in {t["function"]["name"] for t in first["tools"]}
+    assistant = second["messages"][-2]
+    tool_message = second["messages"][-1]
+    assert assistant["role"] == "assistant"
+    call = assistant["tool_calls"][0]
+    assert call["function"]["name"] == "Write"
+    assert json.loads(call["function"]["arguments"]) == {"file_path": str(target), "content": CONTENT}
+    assert tool_message["role"] == "tool"
+    assert tool_message["tool_call_id"] == call["id"]
+    assert "hello.txt" in tool_message["content"]
+    # The translated conversation is prefix-stable: turn 2 starts with turn 1's messages.
+    assert second["messages"][: len(first["messages"])] == first["messages"]
+    # Claude Code sends its per-conversation billing header; it never reaches a non-Anthropic upstream.
+    traces = sorted((tmp_path / "traces").glob("*.json"))
+    inbound = [json.loads(p.read_text()) for p in traces]
+    assert any(
+        isinstance(t["request_body"].get("system"), list)
+        and t["request_body"]["system"][0]["text"].startswith("x-anthropic-billing-header:")
+        for t in inbound
+    ), "the CLI no longer sends the billing header: this check needs a new trigger"
+    for request in turns:
+        assert "x-anthropic-billing-header" not in json.dumps(request["body"])
+
+    # Traces: directory 0700, files 0600, no secrets inside.
+    assert (tmp_path / "traces").stat().st_mode & 0o777 == 0o700
+    for path in traces:
+        assert path.stat().st_mode & 0o777 == 0o600
+        text = path.read_text()
+        assert CLIENT_TOKEN not in text
+        assert UPSTREAM_KEY not in text
+
+    # Keys: the client token is never forwarded; the upstream key from the file is injected.
+    for request in result["upstream_requests"]:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        assert headers.get("authorization") == f"Bearer {UPSTREAM_KEY}"
+        assert CLIENT_TOKEN not in json.dumps(request)
+
+    # The proxy counted both streamed turns.
+    assert 'ccproxy_requests_total{endpoint="messages"' in result["proxy_metrics"]

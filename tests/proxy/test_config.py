@@ -1,0 +1,137 @@
+"""Settings: flag > env > YAML file > default; every problem names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ccproxy.config import ConfigError, Settings, is_loopback_host, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults() -> None:
+    s = load_settings({}, {})
+    assert s == Settings()
+    assert (s.host, s.port, s.upstream_kind, s.backend_features) == ("127.0.0.1", 8787, "openai", "generic")
+    assert s.ping_interval <= 10
+    assert s.model_map.resolve("claude-opus-4-8") == "claude-opus-4-8"
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    config = tmp_path / "ccproxy.yaml"
+    config.write_text(
+        "port: 9001\nmodel: from-file\nside_model: side-file\nread_timeout: 30\nlog_level: debug\n"
+    )
+    env = {"CCPROXY_CONFIG": str(config), "CCPROXY_PORT": "9002", "CCPROXY_MODEL": "from-env"}
+    s = load_settings({"model": "from-flag"}, env)
+    assert s.model == "from-flag"  # flag beats env and file
+    assert s.port == 9002  # env beats file
+    assert s.read_timeout == 30.0  # file beats default
+    assert s.side_model == "side-file"
+    assert s.log_level == "debug"
+    assert s.ping_interval == Settings().ping_interval  # default
+    assert s.config == config
+
+
+def test_config_flag_beats_config_env(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("port: 1111\n")
+    b.write_text("port: 2222\n")
+    assert load_settings({"config": str(a)}, {"CCPROXY_CONFIG": str(b)}).port == 1111
+
+
+def test_model_rules_from_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "models:\n"
+        "  default: big-model\n"
+        "  side: small-model\n"
+        "  rules:\n"
+        "    - {match: 'claude-*haiku*', upstream: small-model}\n"
+        "    - {match: sonnet, upstream: mid-model}\n"
+    )
+    s = load_settings({"config": str(config)}, {})
+    assert s.model == "big-model"
+    assert s.model_map.resolve("claude-sonnet-5") == "mid-model"
+    assert s.model_map.resolve("claude-haiku-4-5-20251001") == "small-model"
+    assert s.model_map.resolve("claude-opus-4-8") == "big-model"
+    assert s.model_map.resolve("claude-opus-4-8", side=True) == "small-model"
+    # --model overrides models.default
+    assert (
+        load_settings({"config": str(config), "model": "cli-model"}, {}).model_map.resolve("x") == "cli-model"
+    )
+
+
+def test_secrets_from_files(tmp_path: Path) -> None:
+    key, token = tmp_path / "key", tmp_path / "token"
+    key.write_text("sk-upstream\n")
+    token.write_text("tok-123\n")
+    s = load_settings({"upstream_key_file": str(key)}, {"CCPROXY_TOKEN_FILE": str(token)})
+    assert s.upstream_key == "sk-upstream"
+    assert s.token == "tok-123"
+    assert "sk-upstream" not in repr(s)
+    assert "tok-123" not in repr(s)
+    # an explicit token beats the token file
+    assert load_settings({"token": "direct", "token_file": str(token)}, {}).token == "direct"
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "needle"),
+    [
+        ({"host": "0.0.0.0"}, {}, "refusing to listen on non-loopback"),
+        ({"ping_interval": "11"}, {}, "ping-interval"),
+        ({"ping_interval": "0"}, {}, "ping-interval"),
+        ({}, {"CCPROXY_PORT": "http"}, "CCPROXY_PORT"),
+        ({"upstream_kind": "grpc"}, {}, "--upstream-kind"),
+        ({}, {"CCPROXY_BACKEND": "vllm"}, "CCPROXY_BACKEND"),
+        ({"upstream": "localhost:8080"}, {}, "upstream"),
+        ({"max_tokens": "0"}, {}, "max-tokens"),
+        ({"upstream_key_file": "/nonexistent/key"}, {}, "upstream-key-file"),
+        ({"log_level": "loud"}, {}, "--log-level"),
+    ],
+)
+def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(flags, env)
+
+
+def test_non_loopback_with_a_token_is_allowed() -> None:
+    s = load_settings({"host": "0.0.0.0", "token": "t"}, {})
+    assert s.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[1, 2]", "mapping"),
+        ("porrt: 1\n", "unknown key"),
+        ("port: [\n", "not valid YAML"),
+        ("models:\n  rules: 3\n", "models.rules"),
+        ("models:\n  fallback: x\n", "unknown key"),
+        ("port: true\n", "config port"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, text: str, needle: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings({"config": str(config)}, {})
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("proxy", False),
+        ("10.0.0.1", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback

@@ -1,0 +1,53 @@
+"""SSE encoding of Anthropic events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ccproxy.sse import PING, encode_event, encode_events
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"type": "ping"}, b'event: ping\ndata: {"type":"ping"}\n\n'),
+        ({"type": "message_stop"}, b'event: message_stop\ndata: {"type":"message_stop"}\n\n'),
+        (
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "h\u00e9\nllo"},
+            },
+            'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            '"delta":{"type":"text_delta","text":"h\u00e9\\nllo"}}\n\n'.encode(),
+        ),
+        (
+            {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
+            b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
+        ),
+    ],
+    ids=["ping", "stop", "utf8-newline", "error"],
+)
+def test_encode_event(event: dict[str, Any], expected: bytes) -> None:
+    assert encode_event(event) == expected
+
+
+def test_data_is_a_single_line() -> None:
+    out = encode_event({"type": "x", "text": "a\nb\r\nc"})
+    assert out.count(b"\n") == 3  # event line, data line, blank line
+
+
+@pytest.mark.parametrize("event", [{}, {"type": ""}, {"type": 3}, {"type": "a\nb"}])
+def test_bad_event_type_rejected(event: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="type"):
+        encode_event(event)
+
+
+def test_encode_events_and_ping() -> None:
+    assert encode_events([{"type": "ping"}, {"type": "message_stop"}]) == PING + encode_event(
+        {"type": "message_stop"}
+    )
+    assert encode_events([]) == b""

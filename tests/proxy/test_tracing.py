@@ -1,0 +1,63 @@
+"""Trace files: opt-in, directory 0700, files 0600, secrets never written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ccproxy.tracing import REDACTED, Tracer, body_for_trace, redact_headers, scrub
+
+pytestmark = pytest.mark.unit
+
+
+def test_disabled_tracer_writes_nothing(tmp_path: Path) -> None:
+    tracer = Tracer(None)
+    assert not tracer.enabled
+    assert tracer.write("r1", {"a": 1}) is None
+
+
+def test_trace_file_permissions_and_redaction(tmp_path: Path) -> None:
+    directory = tmp_path / "traces" / "nested"
+    tracer = Tracer(directory, secrets=("tok-SECRET", "sk-UPSTREAM", None))
+    headers = redact_headers(
+        [
+            ("Authorization", "Bearer tok-SECRET"),
+            ("x-api-key", "sk-UPSTREAM"),
+            ("anthropic-version", "2023-06-01"),
+        ]
+    )
+    path = tracer.write(
+        "req_1",
+        {
+            "request_headers": headers,
+            "request_body": {"messages": [{"content": "my key is sk-UPSTREAM, token tok-SECRET"}]},
+        },
+    )
+    assert path is not None
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    text = path.read_text()
+    assert "tok-SECRET" not in text
+    assert "sk-UPSTREAM" not in text
+    data = json.loads(text)
+    assert data["request_headers"] == {
+        "Authorization": REDACTED,
+        "x-api-key": REDACTED,
+        "anthropic-version": "2023-06-01",
+    }
+    assert data["request_body"]["messages"][0]["content"] == f"my key is {REDACTED}, token {REDACTED}"
+
+
+def test_existing_directory_is_tightened(tmp_path: Path) -> None:
+    directory = tmp_path / "open"
+    directory.mkdir(mode=0o777)
+    Tracer(directory)
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_scrub_and_body_helpers() -> None:
+    assert scrub({"k": ["a-s-b", 1, None]}, ("s",)) == {"k": [f"a-{REDACTED}-b", 1, None]}
+    assert scrub("unchanged", ()) == "unchanged"
+    assert body_for_trace(b'{"a": 1}') == {"a": 1}
+    assert body_for_trace(b"\xffnot json") == "\ufffdnot json"
