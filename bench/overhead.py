@@ -9,7 +9,8 @@ Levels are split into rounds and the targets take turns within a round, so drift
 load hits every target alike. Overhead = a proxy's percentile minus direct's at the same level.
 
 Results: bench/results/overhead.json and bench/results/overhead.md (logs and scratch configs under
-bench/results/raw/, ignored by git). Peers are installed by bench/setup-peers.sh.
+bench/results/raw/, ignored by git). Peers are installed first by bench/setup-peers.sh (idempotent:
+instant once they are there; `--no-setup` skips it).
 
 The whole run happens inside a fresh network namespace with only loopback (`unshare --net`, as root
 or with an unprivileged user namespace), so no peer can reach the internet; `--no-netns` opts out.
@@ -124,6 +125,7 @@ async def _measure(
     upstream_port: int,
     levels: dict[int, int],
     rounds: int,
+    max_batch_seconds: float,
     log: Callable[[str], None],
 ) -> dict[str, dict[int, Cell]]:
     cells = {t.name: {c: Cell() for c in levels} for t in targets}
@@ -151,7 +153,12 @@ async def _measure(
                     cell.upstream_requests += int(reqs - snap["reqs"])
 
                 result = await loadgen.run_batch(
-                    target.endpoint, concurrency, per_round, on_start=start, on_end=end, max_seconds=90
+                    target.endpoint,
+                    concurrency,
+                    per_round,
+                    on_start=start,
+                    on_end=end,
+                    max_seconds=max_batch_seconds,
                 )
                 cell.samples += result.samples
                 cell.errors += result.errors
@@ -272,7 +279,9 @@ async def _run(args: argparse.Namespace) -> report.Json | None:
         for target in targets:
             await loadgen.run_batch(target.endpoint, 4, args.warmup, max_seconds=60)
         log(f"bench: measuring levels {list(levels)} x {args.rounds} rounds, requests per level {levels}")
-        cells = await _measure(targets, upstream, upstream_port, levels, args.rounds, log)
+        cells = await _measure(
+            targets, upstream, upstream_port, levels, args.rounds, args.max_batch_seconds, log
+        )
     finally:
         for proc in reversed(started):
             proc.stop()
@@ -323,8 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level (default 3)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the requests per level")
+    parser.add_argument(
+        "--max-batch-seconds",
+        type=float,
+        default=10.0,
+        help="cap on one target's measuring time per level and round (slow peers get fewer requests)",
+    )
     parser.add_argument("--warmup", type=int, default=60, help="warm-up requests per target (default 60)")
     parser.add_argument("--quick", action="store_true", help="few requests: a smoke run of the harness")
+    parser.add_argument("--no-setup", action="store_true", help="do not run bench/setup-peers.sh first")
     parser.add_argument("--require-all", action="store_true", help="fail if any target cannot start")
     parser.add_argument(
         "--no-netns", action="store_true", help="do not isolate the run in a network namespace"
@@ -342,7 +358,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.targets) - set(ALL_TARGETS)
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}; choose from {ALL_TARGETS}")
-    if not args.no_netns and not os.environ.get("BENCH_IN_NETNS"):
+    in_netns = bool(os.environ.get("BENCH_IN_NETNS"))
+    if not args.no_setup and not in_netns and {"litellm", "ccr"} & set(args.targets):
+        # before entering the namespace: installing needs the package registries
+        setup = subprocess.run(["bash", str(BENCH / "setup-peers.sh")], check=False)
+        if setup.returncode != 0:
+            print(
+                "bench: bench/setup-peers.sh failed; peers that are missing will be skipped", file=sys.stderr
+            )
+    if not args.no_netns and not in_netns:
         _reexec_in_netns()
     try:
         import uvloop

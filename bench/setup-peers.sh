@@ -3,12 +3,13 @@
 #   - LiteLLM's proxy:      pip `litellm[proxy]` in its own venv  ($BENCH_TOOLS/litellm-venv)
 #   - claude-code-router:   npm `@musistudio/claude-code-router@2.0.0` ($BENCH_TOOLS/ccr)
 # Both are kept out of the project's .venv so their dependency trees cannot disturb ccproxy's.
-# Re-running is instant once both are present (version stamps below).
+# Re-running is instant once both are present (version stamps below). Versions are pinned so runs
+# compare like with like: LITELLM_SPEC / CCR_VERSION override them.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${BENCH_TOOLS:-$root/.tools}"
-litellm_spec="${LITELLM_SPEC:-litellm[proxy]==1.*}"
+litellm_spec="${LITELLM_SPEC:-litellm[proxy]==1.106.2}"
 ccr_version="${CCR_VERSION:-2.0.0}"
 python="${PYTHON:-python3}"
 
@@ -30,7 +31,9 @@ fi
 
 ccr="$tools/ccr"
 ccr_bin="$ccr/node_modules/.bin/ccr"
-if [[ -x "$ccr_bin" && -f "$ccr/.bench-version" && "$(cat "$ccr/.bench-version")" == "$ccr_version" ]]; then
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  echo "setup-peers: node/npm not found: claude-code-router (needs Node >= 20) will be skipped" >&2
+elif [[ -x "$ccr_bin" && -f "$ccr/.bench-version" && "$(cat "$ccr/.bench-version")" == "$ccr_version" ]]; then
   echo "setup-peers: claude-code-router $ccr_version present"
 else
   echo "setup-peers: installing @musistudio/claude-code-router@$ccr_version into $ccr"

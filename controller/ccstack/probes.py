@@ -88,6 +88,14 @@ def exec_ops(
     return results
 
 
+def exec_parallel(
+    container: str, ops: Sequence[Op], *, user: str | None = None, timeout: float = 300
+) -> list[Any]:
+    """Like exec_ops, but the operations run concurrently inside the container."""
+    results: list[Any] = exec_ops(container, [{"op": "all", "ops": list(ops)}], user=user, timeout=timeout)[0]
+    return results
+
+
 def exec_op(container: str, op: Op, *, user: str | None = None, timeout: float = 300) -> dict[str, Any]:
     result: dict[str, Any] = exec_ops(container, [op], user=user, timeout=timeout)[0]
     return result
@@ -136,6 +144,24 @@ def network_bridge(network: str) -> str:
     """The host interface of a bridge network (br-<id12> unless named by an option)."""
     data = json.loads(docker("network", "inspect", network).stdout)[0]
     return str(data.get("Options", {}).get("com.docker.network.bridge.name") or "br-" + data["Id"][:12])
+
+
+def host_addresses(interface: str | None = None) -> list[dict[str, str]]:
+    """The host's own addresses (``ip -j addr``): [{"ifname", "family", "local", "scope"}]."""
+    cmd = ["ip", "-j", "addr", "show"] + (["dev", interface] if interface else [])
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    except FileNotFoundError:
+        return []
+    if r.returncode != 0:
+        return []
+    out = []
+    for link in json.loads(r.stdout or "[]"):
+        for a in link.get("addr_info", []):
+            out.append(
+                {"ifname": link["ifname"], "family": a["family"], "local": a["local"], "scope": a["scope"]}
+            )
+    return out
 
 
 # --- logs of the fake internet ------------------------------------------------------------------------
@@ -261,13 +287,13 @@ def probe_tcp(sb: Sandbox, net: FakeInternet, control: str, *, ipv6: bool = Fals
         return _result(name, "network", False, "the canary has no IPv6 address (engine without IPv6?)")
     nonce = new_nonce()
     ops = [{"op": "tcp", "host": host, "port": p, "send": f"{nonce} tcp {p}\n"} for p in net.tcp_ports]
-    agent = exec_ops(sb.agent, ops)
+    agent = exec_parallel(sb.agent, ops)
     leaked = [p for p, r in zip(net.tcp_ports, agent, strict=True) if r.get("connected")]
     log = net.log(net.canary)
     hits = wait_for_hits(log, nonce, 1.5)
     cnonce = new_nonce()
     cops = [{"op": "tcp", "host": host, "port": p, "send": f"{cnonce} tcp {p}\n"} for p in net.tcp_ports]
-    ctrl = exec_ops(control, cops)
+    ctrl = exec_parallel(control, cops)
     chits = wait_for_hits(log, cnonce)
     ctrl_ok = all(r.get("connected") for r in ctrl) and len({h["port"] for h in chits}) == len(net.tcp_ports)
     detail = f"agent: {_fmt_errors(agent)}; canary hits {len(hits)}; ports {list(net.tcp_ports)}"
@@ -283,13 +309,13 @@ def probe_udp(sb: Sandbox, net: FakeInternet, control: str, *, ipv6: bool = Fals
         return _result(name, "network", False, "the canary has no IPv6 address (engine without IPv6?)")
     nonce = new_nonce()
     ops = [{"op": "udp", "host": host, "port": p, "send": f"{nonce} udp {p}"} for p in net.udp_ports]
-    agent = exec_ops(sb.agent, ops)
+    agent = exec_parallel(sb.agent, ops)
     log = net.log(net.canary)
     hits = wait_for_hits(log, nonce, 1.5)
     answered = [r for r in agent if r.get("received")]
     cnonce = new_nonce()
     cops = [{"op": "udp", "host": host, "port": p, "send": f"{cnonce} udp {p}"} for p in net.udp_ports]
-    exec_ops(control, cops)
+    exec_parallel(control, cops)
     chits = wait_for_hits(log, cnonce)
     ctrl_ok = len({h["port"] for h in chits}) == len(net.udp_ports)
     detail = f"agent send: {', '.join(str(r.get('error') or 'sent') for r in agent)}; canary hits {len(hits)}"
@@ -346,7 +372,7 @@ def probe_host_listener(
         ops.append({"op": "tcp", "host": t, "port": listener.port, "send": f"{nonce} {t}\n"})
         if _is_address(t):  # UDP to literal addresses only
             ops.append({"op": "udp", "host": t, "port": listener.port, "send": f"{nonce} {t}"})
-    agent = exec_ops(sb.agent, ops)
+    agent = exec_parallel(sb.agent, ops)
     hits = wait_for_hits(listener.log, nonce, 1.5)
     connected = [
         o["host"] for o, r in zip(ops, agent, strict=True) if r.get("connected") or r.get("received")
@@ -358,7 +384,7 @@ def probe_host_listener(
             {"op": "tcp", "host": t, "port": listener.port, "send": f"{cnonce} {t}\n"}
             for t in control_targets
         ]
-        ctrl = exec_ops(control, cops)
+        ctrl = exec_parallel(control, cops)
         ctrl_ok = all(r.get("connected") for r in ctrl) and bool(wait_for_hits(listener.log, cnonce))
     errors = ", ".join(
         f"{o['op']} {o['host']}: {r.get('error') or 'sent'}" for o, r in zip(ops, agent, strict=True)
@@ -380,7 +406,7 @@ def probe_ports_closed(
     """TCP from the agent to (host, port) pairs that must not be reachable (model server, proxy extras)."""
     nonce = new_nonce()
     ops = [{"op": "tcp", "host": h, "port": p, "send": f"{nonce}\n", "timeout_ms": 2000} for h, p in targets]
-    agent = exec_ops(sb.agent, ops)
+    agent = exec_parallel(sb.agent, ops)
     open_ = [f"{o['host']}:{o['port']}" for o, r in zip(ops, agent, strict=True) if r.get("connected")]
     detail = ", ".join(
         f"{o['host']}:{o['port']} {r.get('error') or 'open'}" for o, r in zip(ops, agent, strict=True)
@@ -438,7 +464,7 @@ def probe_proxy_tricks(
         ops.append(
             {"op": "tcp", "host": sb.proxy_host, "port": sb.proxy_port, "send": raw, "timeout_ms": 8000}
         )
-    agent = exec_ops(sb.agent, ops)
+    agent = exec_parallel(sb.agent, ops)
     hits = wait_for_hits(net.log(net.canary), nonce, 2.0) + wait_for_hits(net.log(net.dns), nonce, 0.5)
     statuses = []
     for (trick, _t), r in zip(PROXY_TRICKS, agent, strict=True):
@@ -476,34 +502,44 @@ def route_is_local(container: str, address: str) -> bool:
     return best is not None and best[1]
 
 
-def egress_cases(net: FakeInternet, nonce: str) -> list[tuple[str, str, str]]:
-    """(probe name, CONNECT target or raw request, kind) for every request the egress proxy must refuse."""
+def egress_cases(net: FakeInternet, nonce: str) -> list[tuple[str, str, str, tuple[str, int]]]:
+    """(probe name, CONNECT target or raw request, kind, where it would land) for every refused request."""
     ip = net.canary.ipv4
     a, b, c, d = (int(x) for x in ip.split("."))
     decimal = str((a << 24) | (b << 16) | (c << 8) | d)
     hex_ = f"0x{(a << 24) | (b << 16) | (c << 8) | d:08x}"
     octal = ".".join(f"0{int(x):o}" for x in ip.split("."))
     dotted_hex = ".".join(f"0x{int(x):x}" for x in ip.split("."))
+    priv, v6 = net.canary_private_ipv4, net.canary.ipv6 or "::1"
     return [
-        ("egress-not-allowlisted", f"{nonce}.{net.zone}:443", "connect"),
-        ("egress-port-22", f"{net.allowed_canary_name}:22", "connect"),
-        ("egress-port-80", f"{net.allowed_canary_name}:80", "connect"),
+        ("egress-not-allowlisted", f"{nonce}.{net.zone}:443", "connect", (ip, 443)),
+        ("egress-port-22", f"{net.allowed_canary_name}:22", "connect", (ip, 22)),
+        ("egress-port-80", f"{net.allowed_canary_name}:80", "connect", (ip, 80)),
         (
             "egress-plain-http",
             f"GET http://{net.allowed_canary_name}/{nonce} HTTP/1.1\r\n"
             f"Host: {net.allowed_canary_name}\r\n\r\n",
             "raw",
+            (ip, 80),
         ),
-        ("egress-literal-dotted", f"{ip}:443", "connect"),
-        ("egress-literal-decimal", f"{decimal}:443", "connect"),
-        ("egress-literal-hex", f"{hex_}:443", "connect"),
-        ("egress-literal-dotted-hex", f"{dotted_hex}:443", "connect"),
-        ("egress-literal-octal", f"{octal}:443", "connect"),
-        ("egress-literal-ipv6", f"[{net.canary.ipv6}]:443", "connect"),
-        ("egress-private-literal", f"{net.canary_private_ipv4}:443", "connect"),
-        ("egress-private-by-name", f"{net.rebind_name}:443", "connect"),
-        ("egress-metadata-169.254.169.254", "169.254.169.254:443", "connect"),
+        ("egress-literal-dotted", f"{ip}:443", "connect", (ip, 443)),
+        ("egress-literal-decimal", f"{decimal}:443", "connect", (ip, 443)),
+        ("egress-literal-hex", f"{hex_}:443", "connect", (ip, 443)),
+        ("egress-literal-dotted-hex", f"{dotted_hex}:443", "connect", (ip, 443)),
+        ("egress-literal-octal", f"{octal}:443", "connect", (ip, 443)),
+        ("egress-literal-ipv6", f"[{v6}]:443", "connect", (v6, 443)),
+        ("egress-private-literal", f"{priv}:443", "connect", (priv, 443)),
+        ("egress-private-by-name", f"{net.rebind_name}:443", "connect", (priv, 443)),
+        ("egress-metadata-169.254.169.254", "169.254.169.254:443", "connect", ("169.254.169.254", 443)),
     ]
+
+
+def bash_tcp_control(container: str, log: EventLog, host: str, port: int) -> bool:
+    """Positive control from a container with bash only (Squid's): connect + send a nonce, see it logged."""
+    nonce = new_nonce()
+    script = f"exec 3<>/dev/tcp/{host}/{port} && echo {nonce} >&3 && sleep 0.3"
+    proc = docker("exec", container, "timeout", "5", "bash", "-c", script, timeout=20)
+    return proc.returncode == 0 and bool(wait_for_hits(log, nonce))
 
 
 def probe_egress(
@@ -547,7 +583,10 @@ def probe_egress(
         )
     )
     canary_log = net.log(net.canary)
-    for name, target, kind in egress_cases(net, nonce):
+    cases = egress_cases(net, nonce)
+    # Positive controls: from the egress proxy's own container, each destination does reach the canary.
+    controls = {dest: bash_tcp_control(egress_container, canary_log, *dest) for dest in {c[3] for c in cases}}
+    for name, target, kind, dest in cases:
         before = len(canary_log.events())
         op: Op = {
             "op": "connect",
@@ -569,7 +608,8 @@ def probe_egress(
         )
         if dns_hits:
             detail += f"; the name reached the fake DNS ({len(dns_hits)})"
-        results.append(_result(name, "registries", refused and not new_events and not dns_hits, detail))
+        ok_ = refused and not new_events and not dns_hits
+        results.append(_result(name, "registries", ok_, detail, controls[dest]))
     # The agent cannot skip the egress proxy and go to the registry directly.
     direct = exec_op(sb.agent, {"op": "tcp", "host": net.registry.ipv4, "port": 443, "send": f"{nonce}\n"})
     results.append(

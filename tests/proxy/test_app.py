@@ -7,11 +7,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from ccproxy.app import create_app, parse_backend_info
+from ccproxy.app import create_app
 from ccproxy.config import Settings
 
 pytestmark = pytest.mark.app
@@ -520,7 +521,11 @@ async def test_tool_arguments_stream_in_fragments() -> None:
 
 
 async def call_asgi_until(
-    app: Any, body: dict[str, Any], *, disconnect_when: Callable[[bytes], bool]
+    app: Any,
+    body: dict[str, Any],
+    *,
+    disconnect_when: Callable[[bytes], bool] = lambda received: False,
+    disconnect_after: float | None = None,
 ) -> bytes:
     """Drive the ASGI app directly; send http.disconnect once the received bytes satisfy the condition."""
     raw = json.dumps(body).encode()
@@ -557,6 +562,8 @@ async def call_asgi_until(
             if disconnect_when(bytes(received)):
                 gone.set()
 
+    if disconnect_after is not None:
+        asyncio.get_running_loop().call_later(disconnect_after, gone.set)
     await asyncio.wait_for(app(scope, receive, send), 5)
     return bytes(received)
 
@@ -571,6 +578,24 @@ async def test_client_disconnect_cancels_the_upstream_request() -> None:
     assert stream.cancelled
     metrics = app.state.proxy.metrics.render().decode()
     assert 'status="499"' in metrics
+
+
+async def test_client_disconnect_cancels_a_non_streamed_upstream_request() -> None:
+    cancelled = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return httpx.Response(200, json=completion({"role": "assistant", "content": "late"}))
+
+    app = create_app(BASE, transport=httpx.MockTransport(FakeUpstream(slow)))
+    received = await call_asgi_until(app, messages_body(), disconnect_after=0.2)
+    assert received == b""
+    assert cancelled.is_set()
+    assert 'status="499"' in app.state.proxy.metrics.render().decode()
 
 
 # --- llama-server features ------------------------------------------------------------------------------
@@ -649,6 +674,7 @@ async def test_side_model_goes_to_the_side_model_without_a_slot() -> None:
     side, main = upstream.bodies()
     assert side["model"] == "small"
     assert "id_slot" not in side
+    assert len(upstream.bodies("/apply-template")) == 1  # only the main request is checked here
     assert main["model"] == "big"
     assert main["id_slot"] == 0
 
@@ -767,13 +793,14 @@ async def test_count_tokens_offline_when_the_backend_cannot() -> None:
     assert upstream.requests == []
 
 
-def test_parse_backend_info_shapes() -> None:
-    info = parse_backend_info({"total_slots": 4, "default_generation_settings": {"n_ctx": 8192}}, None)
-    assert (info.n_ctx, info.n_slots) == (8192, 4)
-    info = parse_backend_info({}, [{"id": 0, "n_ctx": 2048}, {"id": 1, "n_ctx": 4096}])
-    assert (info.n_ctx, info.n_slots) == (2048, 2)
-    info = parse_backend_info(None, None)
-    assert (info.n_ctx, info.n_slots) == (None, 1)
+async def test_llama_features_degrade_when_props_is_missing() -> None:
+    upstream = FakeUpstream(ok_completion)  # no /props, /slots, /tokenize: answers 404
+    async with client_for(upstream, LLAMA) as client:
+        for _ in range(3):
+            r = await client.post("/v1/messages", json=messages_body())
+            assert r.status_code == 200
+    assert [b.get("id_slot") for b in upstream.bodies()] == [None, None, None]
+    assert len([r for r in upstream.requests if r.url.path == "/props"]) == 1  # not retried per request
 
 
 async def test_llama_health_reports_the_context_window() -> None:
@@ -782,6 +809,53 @@ async def test_llama_health_reports_the_context_window() -> None:
         r = await client.get("/health")
     assert r.status_code == 200
     assert r.json()["backend"] == {"n_ctx": 32768, "slots": 2}
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code"
+
+
+def recorded(name: str) -> tuple[dict[str, str], dict[str, Any]]:
+    data = json.loads((FIXTURES / name).read_text())
+    headers = {
+        k: v for k, v in data["headers"].items() if k not in ("authorization", "x-api-key", "content-length")
+    }
+    return headers, data["body"]
+
+
+async def test_recorded_claude_code_session_keeps_slot_and_prefix() -> None:
+    """Real CLI requests (title side request + two turns): one slot per session, the side request on
+    the side slot, and turn 2's upstream bytes extend turn 1's up to the end of its messages."""
+    upstream = FakeLlama(chat=lambda r: httpx.Response(200, content=b"".join(TEXT_STREAM)))
+    async with client_for(upstream, LLAMA) as client:
+        for name in (
+            "interactive/02-side.json",
+            "interactive/03-turn1.json",
+            "interactive/04-turn2-tool-result.json",
+        ):
+            headers, body = recorded(name)
+            r = await client.post("/v1/messages?beta=true", json=body, headers=headers)
+            assert r.status_code == 200, r.text
+            assert parse_sse(r.text)[-1]["type"] == "message_stop"
+    sent = [r.content for r in upstream.requests if r.url.path == "/v1/chat/completions"]
+    side, turn1, turn2 = (json.loads(b) for b in sent)
+    assert (side["id_slot"], turn1["id_slot"], turn2["id_slot"]) == (2, 0, 0)
+    assert "tools" not in side
+    assert side["response_format"]["type"] == "json_schema"
+    cut = sent[1].index(b'],"cache_prompt":')
+    assert sent[2].startswith(sent[1][:cut])
+    assert turn2["messages"][-1]["role"] == "tool"
+
+
+async def test_recorded_billing_header_dropped_for_openai_upstreams() -> None:
+    headers, body = recorded("01-turn1.json")
+    assert body["system"][0]["text"].startswith("x-anthropic-billing-header:")
+    upstream = FakeUpstream(httpx.Response(200, content=b"".join(TEXT_STREAM)))
+    async with client_for(upstream) as client:
+        r = await client.post("/v1/messages?beta=true", json=body, headers=headers)
+    assert r.status_code == 200
+    (sent,) = upstream.requests
+    assert b"x-anthropic-billing-header" not in sent.content
+    assert json.loads(sent.content)["messages"][0]["role"] == "system"
 
 
 # --- Anthropic pass-through -----------------------------------------------------------------------------
@@ -853,6 +927,10 @@ async def test_passthrough_stream_relays_bytes_and_pings_at_boundaries() -> None
     upstream.routes["/v1/messages"] = answer
     async with client_for(upstream, ANTHROPIC) as client:
         r = await client.post("/v1/messages", json={**BILLED, "stream": True}, headers=CLIENT_HEADERS)
+        metrics = (await client.get("/metrics")).text
+    labels = 'model="claude-opus-4-8",upstream="https://api.anthropic.test/v1"'
+    assert f'ccproxy_tokens_total{{kind="input",{labels}}} 3.0' in metrics
+    assert f'ccproxy_tokens_total{{kind="output",{labels}}} 1.0' in metrics
     events = parse_sse(r.text)
     kinds = types(events)
     assert kinds[0] == "message_start"

@@ -135,3 +135,11 @@ def test_bad_config_files(tmp_path: Path, text: str, needle: str) -> None:
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_the_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "proxy" / "ccproxy.example.yaml"
+    s = load_settings({"config": str(example)}, {})
+    assert s.backend_features == "llama-server"
+    assert s.model_map.resolve("claude-haiku-4-5") == "qwen2.5-coder-0.5b"
+    assert s.model_map.resolve("claude-opus-4-8") == "claude-opus-4-8"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ccproxy.slots import ANONYMOUS, SlotPool, session_key
+from ccproxy.slots import ANONYMOUS, SlotPool, parse_backend_info, session_key
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +77,12 @@ async def test_cancelled_waiter_leaves_the_queue() -> None:
 async def _hold(pool: SlotPool) -> None:
     async with pool.acquire(0):
         await asyncio.sleep(10)
+
+
+def test_parse_backend_info_shapes() -> None:
+    info = parse_backend_info({"total_slots": 4, "default_generation_settings": {"n_ctx": 8192}}, None)
+    assert (info.n_ctx, info.n_slots) == (8192, 4)
+    info = parse_backend_info({}, [{"id": 0, "n_ctx": 2048}, {"id": 1, "n_ctx": 4096}])
+    assert (info.n_ctx, info.n_slots) == (2048, 2)
+    info = parse_backend_info(None, None)
+    assert (info.n_ctx, info.n_slots) == (None, 1)

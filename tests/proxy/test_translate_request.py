@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -432,9 +433,10 @@ def test_deferred_tools_sent_once_referenced() -> None:
         {"name": "Bash", "input_schema": {"type": "object"}},
         {"name": "WebFetch", "input_schema": {"type": "object"}, "defer_loading": True},
         {"name": "Cron", "input_schema": {"type": "object"}, "defer_loading": True},
+        {"name": "Zed", "input_schema": {"type": "object"}},
     ]
     before = translate(messages=[user("x")], tools=tools)
-    assert [t["function"]["name"] for t in before["tools"]] == ["Bash"]
+    assert [t["function"]["name"] for t in before["tools"]] == ["Bash", "Zed"]
     messages = [
         user("x"),
         assistant([{"type": "tool_use", "id": "t1", "name": "ToolSearch", "input": {"query": "fetch"}}]),
@@ -449,7 +451,49 @@ def test_deferred_tools_sent_once_referenced() -> None:
         ),
     ]
     after = translate(messages=messages, tools=tools)
-    assert [t["function"]["name"] for t in after["tools"]] == ["Bash", "WebFetch"]
+    assert [t["function"]["name"] for t in after["tools"]] == ["Bash", "Zed", "WebFetch"]
+    messages += [
+        assistant([{"type": "tool_use", "id": "t2", "name": "ToolSearch", "input": {"query": "cron"}}]),
+        user(
+            [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t2",
+                    "content": [
+                        {"type": "tool_reference", "tool_name": "Cron"},
+                        {"type": "tool_reference", "tool_name": "WebFetch"},
+                    ],
+                }
+            ]
+        ),
+    ]
+    later = translate(messages=messages, tools=tools)
+    assert [t["function"]["name"] for t in later["tools"]] == ["Bash", "Zed", "WebFetch", "Cron"]
+    keep_all = translate(
+        RequestOptions(upstream_model="m", drop_deferred_tools=False), messages=messages, tools=tools
+    )
+    assert [t["function"]["name"] for t in keep_all["tools"]] == ["Bash", "Cron", "WebFetch", "Zed"]
+
+
+def test_recorded_tool_search_round_trip() -> None:
+    """Claude Code 2.1.330 loads a deferred tool: turn 2 adds it with defer_loading and references it."""
+    directory = FIXTURES / "tool_search"
+    first = to_openai_request(parse_messages_request(recorded(directory, "01-turn1.json")), OPTS, stream=True)
+    second = to_openai_request(
+        parse_messages_request(recorded(directory, "02-turn2-tool-result.json")), OPTS, stream=True
+    )
+    first_names = [t["function"]["name"] for t in first["tools"]]
+    second_names = [t["function"]["name"] for t in second["tools"]]
+    assert "WebFetch" not in first_names
+    assert second_names == [*first_names, "WebFetch"]  # appended: the earlier tools keep their prefix
+    tool_msg = second["messages"][3]
+    assert tool_msg["role"] == "tool"
+    assert tool_msg["tool_call_id"] == "toolu_rec_1"
+    fn = second["tools"][-1]["function"]
+    definition = {"description": fn["description"], "name": "WebFetch", "parameters": fn["parameters"]}
+    expected = json.dumps(definition, ensure_ascii=False)
+    assert tool_msg["content"] == f"<functions>\n<function>{expected}</function>\n</functions>"
+    assert second["messages"][4] == {"role": "user", "content": "Tool loaded."}
 
 
 def test_tools_sorted_and_server_tools_dropped() -> None:
@@ -555,16 +599,13 @@ def test_count_tokens_request_translates_without_max_tokens() -> None:
 # --- encoding -----------------------------------------------------------------------------------------------
 
 
-def test_encode_upstream_key_order_and_compact_utf8() -> None:
+def test_encode_upstream_key_order_and_compact_ascii() -> None:
     body = {"stream": True, "messages": [{"role": "user", "content": "héllo"}], "max_tokens": 5, "model": "m"}
     body["id_slot"] = 1
     body["tools"] = []
-    assert (
-        encode_upstream(body)
-        == (
-            '{"model":"m","tools":[],"messages":[{"role":"user","content":"héllo"}],'
-            '"id_slot":1,"max_tokens":5,"stream":true}'
-        ).encode()
+    assert encode_upstream(body) == (
+        b'{"model":"m","tools":[],"messages":[{"role":"user","content":"h\\u00e9llo"}],'
+        b'"id_slot":1,"max_tokens":5,"stream":true}'
     )
 
 
@@ -580,3 +621,49 @@ def test_per_request_values_do_not_touch_the_prefix() -> None:
     end = a.index(b'"messages":[') + len(b'"messages":[{"role":"user","content":"hi"}]')
     assert a[:end] == b[:end]
     assert a[end:] != b[end:]
+
+
+def test_synthetic_session_is_prefix_stable_turn_after_turn() -> None:
+    """Three turns as Claude Code sends them: cache_control moves to the newest block, thinking is echoed."""
+    cc = {"type": "ephemeral"}
+    system = [
+        {"type": "text", "text": BILLING},
+        {"type": "text", "text": "You are Claude Code.", "cache_control": cc},
+    ]
+    env = {"role": "system", "content": "# Environment\ncwd: /workspace"}
+    first_user = [
+        {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+        {"type": "text", "text": "fix it"},
+    ]
+    turn_a = [
+        {"type": "thinking", "thinking": "look first", "signature": "ccproxy:abc"},
+        {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}},
+    ]
+    turn_b = [{"type": "tool_use", "id": "t2", "name": "Read", "input": {"file_path": "/workspace/a.py"}}]
+
+    def with_cache(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [*blocks[:-1], {**blocks[-1], "cache_control": cc}]
+
+    result_1 = [{"type": "tool_result", "tool_use_id": "t1", "content": "a.py"}]
+    result_2 = [{"type": "tool_result", "tool_use_id": "t2", "content": "print(1)"}]
+    turns = [
+        [user(with_cache(first_user)), env],
+        [user(first_user), env, assistant(turn_a), user(with_cache(result_1))],
+        [
+            user(first_user),
+            env,
+            assistant(turn_a),
+            user(result_1),
+            assistant(turn_b),
+            user(with_cache(result_2)),
+        ],
+    ]
+    encoded = [
+        encode_upstream(translate(stream=True, system=system, tools=[TOOL], messages=m)) for m in turns
+    ]
+    for earlier, later in itertools.pairwise(encoded):
+        end = earlier.index(b'],"max_tokens"')
+        assert later[:end] == earlier[:end]
+        assert later[end : end + 1] == b","
+    assert b"billing" not in encoded[-1]
+    assert b"cache_control" not in encoded[-1]

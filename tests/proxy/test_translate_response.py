@@ -249,6 +249,11 @@ def test_error_body_raises_mapped_error() -> None:
     assert info.value.status == 500
 
 
+def test_openrouter_reasoning_field() -> None:
+    content = translate(completion({"content": "ok", "reasoning": "think"}))["content"]
+    assert content[0] == {"type": "thinking", "thinking": "think", "signature": thinking_signature("think")}
+
+
 def test_signature_is_stable_and_text_specific() -> None:
     assert thinking_signature("a") == thinking_signature("a")
     assert thinking_signature("a") != thinking_signature("b")

@@ -207,6 +207,14 @@ def test_reasoning_becomes_thinking_with_signature() -> None:
     assert message.content[1].text == "Hi there"
 
 
+def test_openrouter_reasoning_field() -> None:
+    message = fold(translate([c({"reasoning": "think"}), c({"content": "ok"}), c({}, "stop")]))
+    assert [(b.type, getattr(b, "thinking", None)) for b in message.content] == [
+        ("thinking", "think"),
+        ("text", None),
+    ]
+
+
 def test_length_maps_to_max_tokens() -> None:
     events = translate(read_sse(FIXTURES / "openai_stream" / "length.sse"))
     assert events[-2]["delta"]["stop_reason"] == "max_tokens"
@@ -267,6 +275,25 @@ def test_finish_reason_stop_with_tool_calls_is_tool_use() -> None:
 def test_missing_tool_id_gets_deterministic_id() -> None:
     events = translate([call(0, "{}", name="Bash"), c({}, "tool_calls")])
     assert events[1]["content_block"]["id"] == "toolu_test_0"
+
+
+def test_server_reusing_index_zero_for_each_call() -> None:
+    events = translate(
+        [
+            call(0, '{"command": "ls"}', name="Bash", call_id="a"),
+            call(0, '{"command": "pwd"}', name="Bash", call_id="b"),
+            c({}, "tool_calls"),
+        ]
+    )
+    check_protocol(events)
+    message = fold(events)
+    assert [(b.id, b.input) for b in message.content] == [("a", {"command": "ls"}), ("b", {"command": "pwd"})]
+
+
+def test_generated_ids_are_unique_per_call() -> None:
+    events = translate([call(0, "{}", name="A"), call(1, "{}", name="B"), c({}, "tool_calls")])
+    ids = [e["content_block"]["id"] for e in events if e["type"] == "content_block_start"]
+    assert ids == ["toolu_test_0", "toolu_test_1"]
 
 
 def test_text_after_incomplete_tool_is_held_back_in_order() -> None:

@@ -17,10 +17,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -38,13 +38,14 @@ from ccproxy.errors import (
     NotFoundError,
     PromptTooLongError,
     ProxyError,
+    UpstreamProtocolError,
     from_upstream_payload,
     from_upstream_status,
 )
 from ccproxy.metrics import Metrics
 from ccproxy.relay import RawRelay, StreamPump, StreamStats
 from ccproxy.side_requests import is_side_request
-from ccproxy.slots import SlotPool, session_key
+from ccproxy.slots import BackendInfo, SlotPool, parse_backend_info, session_key
 from ccproxy.tokens import count_offline, count_with_llama_server, estimate_tokens
 from ccproxy.tracing import Tracer, body_for_trace, redact_headers
 from ccproxy.translate_request import RequestOptions, encode_upstream, to_openai_request
@@ -59,6 +60,7 @@ from ccproxy.types_anthropic import (
 from ccproxy.upstream import ERROR_BODY_LIMIT, Upstream, decode_json, transport_error
 
 log = logging.getLogger("ccproxy")
+T = TypeVar("T")
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access")
 PASSED_BACK_HEADERS = (
@@ -69,38 +71,9 @@ PASSED_BACK_HEADERS = (
     "anthropic-ratelimit-",
 )
 BACKEND_INFO_TTL = 60.0
+BACKEND_RETRY = 5.0
 HEALTH_TIMEOUT = 3.0
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """What llama-server tells about itself: context per slot and number of slots."""
-
-    n_ctx: int | None
-    n_slots: int
-    fetched: float = field(default_factory=time.monotonic)
-
-
-def parse_backend_info(props: object, slots: object) -> BackendInfo:
-    """From /slots (a list with n_ctx per slot) and/or /props (total_slots, default_generation_settings)."""
-    n_ctx: int | None = None
-    n_slots = 0
-    if isinstance(slots, list) and slots:
-        n_slots = len(slots)
-        ctxs: list[int] = [
-            s["n_ctx"] for s in slots if isinstance(s, dict) and isinstance(s.get("n_ctx"), int)
-        ]
-        n_ctx = min(ctxs) if ctxs else None
-    if isinstance(props, dict):
-        if not n_slots and isinstance(props.get("total_slots"), int):
-            n_slots = props["total_slots"]
-        settings = props.get("default_generation_settings")
-        if n_ctx is None and isinstance(settings, dict) and isinstance(settings.get("n_ctx"), int):
-            n_ctx = settings["n_ctx"]
-        if n_ctx is None and isinstance(props.get("n_ctx"), int):
-            n_ctx = props["n_ctx"]
-    return BackendInfo(n_ctx=n_ctx if n_ctx and n_ctx > 0 else None, n_slots=max(1, n_slots))
 
 
 @dataclass
@@ -114,7 +87,9 @@ class Call:
     upstream_model: str = "-"
     slot: int | None = None
     stream: bool = False
+    first_byte: float | None = None
     trace: dict[str, Any] = field(default_factory=dict)
+    """The trace record being built (only when tracing)."""
 
 
 class Proxy:
@@ -135,6 +110,7 @@ class Proxy:
         self.llama = settings.backend_features == "llama-server"
         self._backend: BackendInfo | None = None
         self._backend_lock = asyncio.Lock()
+        self._backend_failed = -BACKEND_RETRY
         self.slots: SlotPool | None = None
 
     # -- backend discovery (llama-server) ----------------------------------------------------------
@@ -148,10 +124,13 @@ class Proxy:
             info = self._backend
             if info is not None and time.monotonic() - info.fetched < BACKEND_INFO_TTL:
                 return info
+            if time.monotonic() - self._backend_failed < BACKEND_RETRY:
+                return self._backend
             try:
                 info = await self._fetch_backend_info()
             except ProxyError as err:
-                log.warning("llama-server /props and /slots unavailable: %s", err.message)
+                self._backend_failed = time.monotonic()
+                log.warning("llama-server /props unavailable (retry in %g s): %s", BACKEND_RETRY, err.message)
                 return self._backend
             if self.slots is None or self.slots.n_slots != info.n_slots:
                 log.info("llama-server: %d slot(s), n_ctx %s per slot", info.n_slots, info.n_ctx)
@@ -203,47 +182,33 @@ class Proxy:
         stats: StreamStats | None = None,
         usage: Mapping[str, Any] | None = None,
     ) -> None:
+        """Account for a finished call: metrics, one log line, the trace file."""
         now = time.monotonic()
         total = now - call.started
-        self.metrics.observe_request(call.endpoint, call.upstream_model, status, total)
-        parts = [
-            f"{call.request_id} {call.endpoint} {call.model}->{call.upstream_model}",
-            f"slot={call.slot if call.slot is not None else '-'}",
-            f"stream={int(call.stream)} status={status}",
-        ]
-        input_tokens = output_tokens = cache_read = 0
-        first_byte: float | None = None
         if stats is not None:
-            input_tokens, output_tokens, cache_read = (
-                stats.input_tokens,
-                stats.output_tokens,
-                stats.cache_read_tokens,
-            )
+            tokens = (stats.input_tokens, stats.output_tokens, stats.cache_read_tokens)
             first_byte = stats.first_byte
-            if stats.disconnected:
-                parts.append("client-disconnected")
-        elif usage is not None:
-            input_tokens = int(usage.get("input_tokens") or 0)
-            output_tokens = int(usage.get("output_tokens") or 0)
-            cache_read = int(usage.get("cache_read_input_tokens") or 0)
-            first_byte = call.trace.get("_first_byte")
-        if first_byte is not None:
-            ttfb = first_byte - call.started
-            self.metrics.observe_first_byte(call.upstream_model, ttfb)
-            parts.append(f"ttfb={ttfb:.3f}s")
-        parts.append(f"total={total:.3f}s")
-        if input_tokens or output_tokens:
-            self.metrics.observe_tokens(
-                call.upstream_model, input=input_tokens, output=output_tokens, cache_read=cache_read
+        else:
+            u = usage or {}
+            tokens = (
+                int(u.get("input_tokens") or 0),
+                int(u.get("output_tokens") or 0),
+                int(u.get("cache_read_input_tokens") or 0),
             )
-            gen_time = now - (first_byte or call.started)
-            rate = output_tokens / gen_time if gen_time > 0 else 0.0
-            parts.append(f"in={input_tokens} cache_read={cache_read} out={output_tokens} tok/s={rate:.1f}")
-        if error is not None:
-            parts.append(f"error={error.error_type}: {error.message[:300]}")
-        log.info(" ".join(parts))
+            first_byte = call.first_byte
+        metrics = self.metrics
+        metrics.observe_request(call.endpoint, call.upstream_model, status, total)
+        if first_byte is not None:
+            metrics.observe_first_byte(call.upstream_model, first_byte - call.started)
+        if any(tokens):
+            metrics.observe_tokens(
+                call.upstream_model, input=tokens[0], output=tokens[1], cache_read=tokens[2]
+            )
+        level = logging.WARNING if error is not None and error.status >= 500 else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, log_line(call, status, now, first_byte, tokens, error, stats))
         if self.tracer.enabled and call.trace:
-            record = {k: v for k, v in call.trace.items() if not k.startswith("_")}
+            record = dict(call.trace)
             record.update(status=status, seconds=round(total, 4))
             if error is not None:
                 record["error"] = error.to_body()
@@ -293,7 +258,10 @@ class Proxy:
         )
         body = to_openai_request(req, opts, stream=call.stream)
         prompt_tokens: int | None = None
-        info = await self.backend_info()
+        # A side request routed to a separate side model does not run on this server: no slot, no
+        # context check against this server's window.
+        elsewhere = side and settings.model_map.side is not None
+        info = None if elsewhere else await self.backend_info()
         if info is not None and info.n_ctx is not None:
             prompt_tokens = await self._count_llama(body)
             if prompt_tokens is not None:
@@ -303,8 +271,7 @@ class Proxy:
                     1, min(int(body.get("max_tokens", info.n_ctx)), info.n_ctx - prompt_tokens)
                 )
         slots = self.slots
-        # A side request that goes to a separate side model has no slot on this server to protect.
-        if slots is not None and not (side and settings.model_map.side):
+        if slots is not None and not elsewhere:
             call.slot = slots.assign(session_key(request.headers, req.metadata), side=side)
             body["id_slot"] = call.slot
         content = encode_upstream(body)
@@ -316,22 +283,30 @@ class Proxy:
 
         if call.stream:
             return await self._stream(call, content, req, message_id, prompt_tokens)
-        async with self._slot(call.slot), self.upstream.stream("/chat/completions", content) as response:
-            call.trace["_first_byte"] = time.monotonic()
-            try:
-                data = decode_json(await response.aread(), what="POST /chat/completions")
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, settings.read_timeout) from exc
-        if isinstance(data, dict) and "error" in data and not data.get("choices"):
+        data = await until_disconnected(request, self._complete(call, content))
+        if data is None:
+            self.finish(call, 499)
+            return Response(status_code=499)
+        if "error" in data and not data.get("choices"):
             raise from_upstream_payload(data["error"])
-        if not isinstance(data, dict):
-            raise from_upstream_payload(data)
         message = to_anthropic_message(data, model=req.model, message_id=message_id)
         if self.tracer.enabled:
             call.trace["upstream_response"] = data
             call.trace["response_body"] = message
         self.finish(call, 200, usage=message.get("usage"))
         return JSONResponse(message)
+
+    async def _complete(self, call: Call, content: bytes) -> dict[str, Any]:
+        """One non-streamed chat completion (waits for the slot first)."""
+        async with self._slot(call.slot), self.upstream.stream("/chat/completions", content) as response:
+            call.first_byte = time.monotonic()
+            try:
+                data = decode_json(await response.aread(), what="POST /chat/completions")
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, self.settings.read_timeout) from exc
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError("upstream chat completion is not a JSON object")
+        return data
 
     async def _count_llama(self, body: Mapping[str, Any]) -> int | None:
         try:
@@ -361,6 +336,7 @@ class Proxy:
             ping_interval=self.settings.ping_interval,
             read_timeout=self.settings.read_timeout,
             stats=stats,
+            on_finish=self._stream_finished(call),
         )
         pump.start()
         early = await pump.wait_started(self.settings.stream_start_wait)
@@ -374,23 +350,20 @@ class Proxy:
             stop_sequences=req.stop_sequences or (),
         )
         return StreamingResponse(
-            self._finishing(call, pump.relay(translator), stats),
+            pump.relay(translator),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
 
-    async def _finishing(
-        self, call: Call, body: AsyncIterator[bytes], stats: StreamStats
-    ) -> AsyncIterator[bytes]:
-        """Forward a relay's bytes and account for the stream when it ends (or the client leaves)."""
-        try:
-            async for data in body:
-                yield data
-        finally:
+    def _stream_finished(self, call: Call) -> Callable[[StreamStats], None]:
+        """Accounting for a stream when it ends (or the client leaves)."""
+
+        def done(stats: StreamStats) -> None:
             if stats.error is not None:
                 self.metrics.observe_error(call.endpoint, call.upstream_model, stats.error.error_type)
-            status = 499 if stats.disconnected else 200
-            self.finish(call, status, error=stats.error, stats=stats)
+            self.finish(call, 499 if stats.disconnected else 200, error=stats.error, stats=stats)
+
+        return done
 
     # -- pass-through (anthropic kind) ------------------------------------------------------------------
     def forward_headers(self, request: Request) -> dict[str, str]:
@@ -402,10 +375,13 @@ class Proxy:
         query = request.url.query
         call.stream = isinstance(payload, dict) and payload.get("stream") is True
         if not call.stream:
-            response = await self._raw_send("/messages", raw, headers, query)
+            response = await until_disconnected(request, self._raw_send("/messages", raw, headers, query))
+            if response is None:
+                self.finish(call, 499)
+                return Response(status_code=499)
             if response.status_code >= 300:
                 return self._passthrough_error(call, response)
-            call.trace["_first_byte"] = time.monotonic()
+            call.first_byte = time.monotonic()
             usage = None
             with contextlib.suppress(ValueError):
                 parsed = json.loads(response.content)
@@ -426,15 +402,14 @@ class Proxy:
             ping_interval=self.settings.ping_interval,
             read_timeout=self.settings.read_timeout,
             stats=stats,
+            on_finish=self._stream_finished(call),
         )
         relay.start()
         early = await relay.wait_started(self.settings.stream_start_wait)
         if early is not None:
             relay.cancel()
             return self.error_response(call, early)
-        return StreamingResponse(
-            self._finishing(call, relay.relay(), stats), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return StreamingResponse(relay.relay(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def _raw_send(
         self, path: str, raw: bytes, headers: Mapping[str, str], query: str
@@ -568,6 +543,64 @@ class Proxy:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+
+async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
+    """Run `work`, cancelling it if the client disconnects first (then None).
+
+    The request body has been read, so the next ASGI message is `http.disconnect`, which servers only
+    send when the client goes away (or after the response is complete).
+    """
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    log.info("client disconnected; upstream request cancelled")
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def log_line(
+    call: Call,
+    status: int,
+    now: float,
+    first_byte: float | None,
+    tokens: tuple[int, int, int],
+    error: ProxyError | None,
+    stats: StreamStats | None,
+) -> str:
+    """`req_… messages claude-opus-4-8->qwen slot=0 stream=1 status=200 ttfb=… total=… in=… tok/s=…`"""
+    parts = [
+        f"{call.request_id} {call.endpoint} {call.model}->{call.upstream_model}",
+        f"slot={call.slot if call.slot is not None else '-'} stream={int(call.stream)} status={status}",
+    ]
+    if stats is not None and stats.disconnected:
+        parts.append("client-disconnected")
+    if first_byte is not None:
+        parts.append(f"ttfb={first_byte - call.started:.3f}s")
+    parts.append(f"total={now - call.started:.3f}s")
+    input_tokens, output_tokens, cache_read = tokens
+    if input_tokens or output_tokens:
+        generating = now - (first_byte or call.started)
+        rate = output_tokens / generating if generating > 0 else 0.0
+        parts.append(f"in={input_tokens} cache_read={cache_read} out={output_tokens} tok/s={rate:.1f}")
+    if error is not None:
+        parts.append(f"error={error.error_type}: {error.message[:300]}")
+    return " ".join(parts)
 
 
 def new_id(prefix: str) -> str:

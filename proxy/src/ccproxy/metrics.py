@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -45,21 +47,41 @@ class Metrics:
             ["upstream", "model", "kind"],
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._ttfb_children: dict[str, Any] = {}
+        self._token_children: dict[str, tuple[Any, ...]] = {}
 
+    # prometheus_client's .labels() costs a lock and a lookup per call: keep the children.
     def observe_request(self, endpoint: str, model: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, self.upstream, model, str(status)).inc()
-        self.latency.labels(endpoint, self.upstream, model).observe(seconds)
+        key = (endpoint, model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, self.upstream, model, str(status)),
+                self.latency.labels(endpoint, self.upstream, model),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_error(self, endpoint: str, model: str, error_type: str) -> None:
         self.errors.labels(endpoint, self.upstream, model, error_type).inc()
 
     def observe_first_byte(self, model: str, seconds: float) -> None:
-        self.ttfb.labels(self.upstream, model).observe(seconds)
+        child = self._ttfb_children.get(model)
+        if child is None:
+            child = self._ttfb_children[model] = self.ttfb.labels(self.upstream, model)
+        child.observe(seconds)
 
     def observe_tokens(self, model: str, *, input: int, output: int, cache_read: int) -> None:
-        for kind, n in (("input", input), ("output", output), ("cache_read", cache_read)):
+        children = self._token_children.get(model)
+        if children is None:
+            children = self._token_children[model] = tuple(
+                self.tokens.labels(self.upstream, model, kind) for kind in ("input", "output", "cache_read")
+            )
+        for child, n in zip(children, (input, output, cache_read), strict=True):
             if n:
-                self.tokens.labels(self.upstream, model, kind).inc(n)
+                child.inc(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -18,6 +18,7 @@ upstream task, which closes the upstream connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -83,20 +84,20 @@ class StreamStats:
             self.events.extend(events)
 
 
-def sse_data(line: str) -> str | None:
-    """The payload of an SSE `data:` line, or None for other lines (comments, event names, blanks)."""
-    if line.startswith("data:"):
-        return line[5:].strip()
-    return None
-
-
 class _UpstreamTask:
     """Runs the upstream request in its own task and queues what it reads (or the error it hits)."""
 
     def __init__(
-        self, open_upstream: OpenUpstream, *, ping_interval: float, read_timeout: float, stats: StreamStats
+        self,
+        open_upstream: OpenUpstream,
+        *,
+        ping_interval: float,
+        read_timeout: float,
+        stats: StreamStats,
+        on_finish: Callable[[StreamStats], None] | None = None,
     ) -> None:
         self._open = open_upstream
+        self._on_finish = on_finish
         self._ping_interval = ping_interval
         self._read_timeout = read_timeout
         self._queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
@@ -116,7 +117,8 @@ class _UpstreamTask:
     async def wait_started(self, seconds: float) -> ProxyError | None:
         """Wait up to `seconds` for the upstream's answer to begin; return an error seen before that."""
         try:
-            await asyncio.wait_for(self._started.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._started.wait()
         except TimeoutError:
             return None
         return self._early_error
@@ -127,7 +129,7 @@ class _UpstreamTask:
                 self.stats.first_byte = time.monotonic()
                 self._started.set()
                 await self._read(response)
-            await self._queue.put(_END)
+            await self._put(_END)
         except asyncio.CancelledError:
             raise
         except ProxyError as err:
@@ -141,11 +143,23 @@ class _UpstreamTask:
     async def _read(self, response: httpx.Response) -> None:
         raise NotImplementedError
 
+    async def _put(self, item: object) -> None:
+        if self._queue.full():
+            await self._queue.put(item)  # the client reads slower than the upstream writes: wait
+        else:
+            self._queue.put_nowait(item)
+
+    def _finished(self) -> None:
+        self.stats.finished = time.monotonic()
+        self.cancel()
+        if self._on_finish is not None:
+            self._on_finish(self.stats)
+
     async def _put_error(self, err: ProxyError) -> None:
         if not self._started.is_set():
             self._early_error = err
             self._started.set()
-        await self._queue.put(err)
+        await self._put(err)
 
     async def _next(self) -> object:
         """The next queued item, or None after `ping_interval` of silence."""
@@ -160,74 +174,115 @@ class _UpstreamTask:
             return None
 
 
+class SSEDataDecoder:
+    """Incremental SSE decoding over raw bytes: the payloads of complete `data:` lines.
+
+    Upstream streams of chat completions put one JSON object per `data:` line; comments, `event:` and
+    blank lines are skipped. Works on bytes so no text decoding layer sits on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        return [line[5:].strip() for line in lines if line.startswith(b"data:")]
+
+    def flush(self) -> list[bytes]:
+        rest, self._buffer = self._buffer, b""
+        return [rest[5:].strip()] if rest.startswith(b"data:") else []
+
+
+def parse_chunk(data: bytes) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise UpstreamProtocolError(f"upstream sent a malformed stream chunk: {data[:200]!r}") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamProtocolError(f"upstream sent a non-object stream chunk: {data[:200]!r}")
+    if "error" in chunk and not chunk.get("choices"):
+        raise from_upstream_payload(chunk["error"])
+    return chunk
+
+
 class StreamPump(_UpstreamTask):
-    """OpenAI chat-completion chunks in, Anthropic SSE bytes out (through a pure translator)."""
+    """OpenAI chat-completion chunks in, Anthropic SSE bytes out (through a pure translator).
+
+    The producer queues the chunks of each network read as one list; the relay translates everything
+    already queued before it writes, so a burst from the upstream becomes one write to the client.
+    """
 
     async def _read(self, response: httpx.Response) -> None:
+        decoder = SSEDataDecoder()
         done = False
-        async for line in response.aiter_lines():
+        async for data in response.aiter_bytes():
             if done:
                 continue  # drain to the end so the keep-alive connection can be reused
-            data = sse_data(line)
-            if not data:
-                continue
-            if data == "[DONE]":
-                done = True
-                continue
+            chunks: list[dict[str, Any]] = []
             try:
-                chunk = json.loads(data)
-            except ValueError:
-                raise UpstreamProtocolError(
-                    f"upstream sent a malformed stream chunk: {data[:200]!r}"
-                ) from None
-            if not isinstance(chunk, dict):
-                raise UpstreamProtocolError(f"upstream sent a non-object stream chunk: {data[:200]!r}")
-            if "error" in chunk and not chunk.get("choices"):
-                raise from_upstream_payload(chunk["error"])
-            await self._queue.put(chunk)
+                for payload in decoder.feed(data):
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    if payload:
+                        chunks.append(parse_chunk(payload))
+            finally:
+                if chunks:
+                    await self._put(chunks)
+        if not done:
+            chunks = [parse_chunk(p) for p in decoder.flush() if p and p != b"[DONE]"]
+            if chunks:
+                await self._put(chunks)
+
+    def _translate(self, translator: Translator, item: object) -> tuple[list[dict[str, Any]], bool]:
+        """Events for one queued item, and whether the stream ends with them."""
+        stats = self.stats
+        try:
+            if item is _END:
+                return translator.finish(), True
+            if isinstance(item, ProxyError):
+                stats.error = item
+                return translator.fail(item), True
+            assert isinstance(item, list)
+            events: list[dict[str, Any]] = []
+            for chunk in item:
+                events += translator.feed(chunk)
+            return events, False
+        except ProxyError as err:
+            stats.error = err
+            return translator.fail(err), True
+        except Exception as exc:  # a proxy bug must still end the stream with an error event
+            log.exception("stream translation failed")
+            stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
+            return [stats.error.to_body()], True
 
     async def relay(self, translator: Translator) -> AsyncIterator[bytes]:
         """The client's SSE bytes. Always ends with message_stop or an error event."""
         stats = self.stats
+        queue = self._queue
         try:
             events = translator.start()
             stats.observe(events)
             yield encode_events(events)
-            while True:
+            last = False
+            while not last:
                 item = await self._next()
                 if item is None:
                     yield PING
                     continue
-                last = item is _END or isinstance(item, ProxyError)
-                try:
-                    if item is _END:
-                        events = translator.finish()
-                    elif isinstance(item, ProxyError):
-                        stats.error = item
-                        events = translator.fail(item)
-                    else:
-                        assert isinstance(item, dict)
-                        events = translator.feed(item)
-                except ProxyError as err:
-                    stats.error = err
-                    events = translator.fail(err)
-                    last = True
-                except Exception as exc:  # a proxy bug must still end the stream with an error event
-                    log.exception("stream translation failed")
-                    stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
-                    events = [stats.error.to_body()]
-                    last = True
+                events, last = self._translate(translator, item)
+                while not last and not queue.empty():
+                    more, last = self._translate(translator, queue.get_nowait())
+                    events += more
                 stats.observe(events)
                 if events:
                     yield encode_events(events)
-                if last:
-                    break
         except (asyncio.CancelledError, GeneratorExit):
             stats.disconnected = True
             raise
         finally:
-            stats.finished = time.monotonic()
-            self.cancel()
+            self._finished()
 
 
 class RawRelay(_UpstreamTask):
@@ -238,12 +293,13 @@ class RawRelay(_UpstreamTask):
     """
 
     async def _read(self, response: httpx.Response) -> None:
-        async for data in response.aiter_raw():
+        async for data in response.aiter_bytes():
             if data:
-                await self._queue.put(data)
+                await self._put(data)
 
     async def relay(self) -> AsyncIterator[bytes]:
         stats = self.stats
+        usage = SSEDataDecoder()  # usage from message_start / message_delta, for logs and metrics
         tail = b"\n\n"  # the last bytes forwarded (an event boundary when they end with a blank line)
         stopped = False
         try:
@@ -254,6 +310,10 @@ class RawRelay(_UpstreamTask):
                         yield PING
                     continue
                 if isinstance(item, bytes):
+                    for payload in usage.feed(item):
+                        if b'"usage"' in payload:
+                            with contextlib.suppress(ValueError):
+                                stats.observe([json.loads(payload)])
                     stopped = stopped or b"event: message_stop" in tail[-32:] + item
                     tail = (tail + item)[-64:]
                     yield item
@@ -272,5 +332,4 @@ class RawRelay(_UpstreamTask):
             stats.disconnected = True
             raise
         finally:
-            stats.finished = time.monotonic()
-            self.cancel()
+            self._finished()

@@ -11,15 +11,18 @@ a conversation's cache. Requests for a busy slot wait in that slot's FIFO queue 
         ...                             # one request at a time per slot
 
 With one slot everything shares slot 0 (queued). The session key is `X-Claude-Code-Session-Id`, else
-`metadata.user_id`, else a shared anonymous key.
+`metadata.user_id`, else a shared anonymous key. The slot count and context per slot come from
+llama-server's `/slots` or `/props` (`parse_backend_info`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 SESSION_HEADER = "x-claude-code-session-id"
 ANONYMOUS = "-"
@@ -36,6 +39,36 @@ def session_key(headers: Mapping[str, str], metadata: object) -> str:
         if isinstance(user_id, str) and user_id:
             return f"user:{user_id}"
     return ANONYMOUS
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What llama-server tells about itself: context per slot and number of slots."""
+
+    n_ctx: int | None
+    n_slots: int
+    fetched: float = field(default_factory=time.monotonic)
+
+
+def parse_backend_info(props: object, slots: object) -> BackendInfo:
+    """From /slots (a list with n_ctx per slot) and/or /props (total_slots, default_generation_settings)."""
+    n_ctx: int | None = None
+    n_slots = 0
+    if isinstance(slots, list) and slots:
+        n_slots = len(slots)
+        ctxs: list[int] = [
+            s["n_ctx"] for s in slots if isinstance(s, dict) and isinstance(s.get("n_ctx"), int)
+        ]
+        n_ctx = min(ctxs) if ctxs else None
+    if isinstance(props, dict):
+        if not n_slots and isinstance(props.get("total_slots"), int):
+            n_slots = props["total_slots"]
+        settings = props.get("default_generation_settings")
+        if n_ctx is None and isinstance(settings, dict) and isinstance(settings.get("n_ctx"), int):
+            n_ctx = settings["n_ctx"]
+        if n_ctx is None and isinstance(props.get("n_ctx"), int):
+            n_ctx = props["n_ctx"]
+    return BackendInfo(n_ctx=n_ctx if n_ctx and n_ctx > 0 else None, n_slots=max(1, n_slots))
 
 
 class SlotPool:

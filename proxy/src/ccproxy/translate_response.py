@@ -1,8 +1,9 @@
 """OpenAI Chat Completions response -> Anthropic message (pure).
 
-- ``reasoning_content`` -> a ``thinking`` block first, with a ``signature`` (a digest of the text) so
-  Claude Code can echo it back; then the text; then one ``tool_use`` block per tool call, in order,
-  ``input`` parsed to an object (ids kept; missing ids get a deterministic ``toolu_`` id).
+- ``reasoning_content`` (OpenRouter: ``reasoning``) -> a ``thinking`` block first, with a
+  ``signature`` (a digest of the text) so Claude Code can echo it back; then the text; then one
+  ``tool_use`` block per tool call, in order, ``input`` parsed to an object (ids kept; missing ids
+  get a deterministic ``toolu_`` id).
 - ``finish_reason``: ``stop`` -> ``end_turn`` (``stop_sequence`` when the upstream names the matched
   stop string — vLLM's ``stop_reason``, llama.cpp's ``stopping_word`` — or the text ends with one),
   ``length`` -> ``max_tokens``, any tool call -> ``tool_use`` (``tool_calls`` without one -> ``end_turn``),
@@ -191,7 +192,10 @@ def to_anthropic_message(
         raise UpstreamProtocolError("upstream response choice has no message")
 
     content: list[OutContentBlock] = []
-    reasoning = _optional_str(message.get("reasoning_content"), "reasoning_content")
+    raw_reasoning = message.get("reasoning_content")
+    if raw_reasoning is None:
+        raw_reasoning = message.get("reasoning")  # OpenRouter's spelling
+    reasoning = _optional_str(raw_reasoning, "reasoning_content")
     if reasoning:
         content.append(
             {"type": "thinking", "thinking": reasoning, "signature": thinking_signature(reasoning)}

@@ -10,9 +10,10 @@ the returned events (plain dicts in Anthropic wire shape) as SSE::
     # on any ProxyError (upstream failure, timeout, garbage): events = t.fail(err)  -> [error]
 
 Guarantees: ``message_start`` first; block indices 0..n-1, each ``content_block_start`` matched by one
-``content_block_stop``; blocks never interleave. ``reasoning_content`` becomes a ``thinking`` block
-(closed with a ``signature_delta``), ``content`` a ``text`` block, each tool call a ``tool_use`` block
-whose arguments stream as ``input_json_delta`` and are validated as a JSON object at block end.
+``content_block_stop``; blocks never interleave. ``reasoning_content`` (or OpenRouter's ``reasoning``)
+becomes a ``thinking`` block (closed with a ``signature_delta``), ``content`` a ``text`` block, each
+tool call a ``tool_use`` block whose arguments stream as ``input_json_delta`` and are validated as a
+JSON object at block end.
 
 Tool calls are keyed by their ``index``. A call that arrives whole in one chunk, or several calls in
 sequence, stream straight through. When an upstream interleaves parallel calls (fragments of call 1
@@ -100,7 +101,8 @@ class StreamTranslator:
         self._next_index = 0
         self._open: _Block | None = None
         self._deferred: list[_Block] = []
-        self._tools: dict[int, _Block] = {}
+        self._tools: dict[int, _Block] = {}  # upstream index -> the call its fragments extend
+        self._tools_seen: list[_Block] = []
         self._finish_reason: str | None = None
         self._stop_hints: dict[str, Any] = {}
         self._counts = TokenCounts()
@@ -176,7 +178,7 @@ class StreamTranslator:
         if self._finish_reason is None and self._require_finish_reason:
             raise UpstreamProtocolError("upstream stream ended without a finish_reason")
         self._flush_all()
-        has_tools = bool(self._tools)
+        has_tools = bool(self._tools_seen)
         stop_seq = None
         if self._finish_reason == "stop" and not has_tools:
             stop_seq = matched_stop_sequence(self._stop_hints, {}, self._stop_sequences, self._text_tail)
@@ -218,6 +220,8 @@ class StreamTranslator:
         elif not isinstance(delta, dict):
             raise UpstreamProtocolError("upstream stream delta is not a JSON object")
         reasoning = delta.get("reasoning_content")
+        if reasoning is None:
+            reasoning = delta.get("reasoning")  # OpenRouter's spelling
         if reasoning is not None:
             if not isinstance(reasoning, str):
                 raise UpstreamProtocolError("upstream reasoning_content is not a string")
@@ -275,15 +279,18 @@ class StreamTranslator:
             raise UpstreamProtocolError("upstream tool call arguments are not a string")
         block = self._tools.get(index)
         self._advance()
+        call_id = call.get("id")
+        name = function.get("name")
+        if block is not None and isinstance(call_id, str) and call_id and call_id != block.tool_id and name:
+            block = None  # a server that reuses index 0 for every call: a new id starts a new call
         if block is None:
-            name = function.get("name")
             if not isinstance(name, str) or not name:
                 raise UpstreamProtocolError(f"upstream tool call {index} starts without a function name")
-            call_id = call.get("id")
             if not isinstance(call_id, str) or not call_id:
-                call_id = tool_use_id(self.message_id, index)
+                call_id = tool_use_id(self.message_id, len(self._tools_seen))
             block = _Block("tool_use", tool_id=call_id, name=name)
             self._tools[index] = block
+            self._tools_seen.append(block)
             self._start_or_defer(block, arguments or "")
         elif arguments:
             self._append_to(block, arguments)

@@ -44,7 +44,7 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=False)
+    model_config = ConfigDict(extra="allow")
 
 
 # --- content blocks -----------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def _is_union_member(item: str, parts: list[str]) -> bool:
 
 def _is_tag(item: object, before: list[int | str]) -> bool:
     owner = next((p for p in reversed(before) if isinstance(p, str) and "[" not in p), None)
-    if owner in ("content",):
+    if owner == "content":
         return item in _ALL_TAGS
     if owner == "tools":
         return item in ("client", "server")

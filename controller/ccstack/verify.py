@@ -1,0 +1,291 @@
+"""``ccstack verify`` (``just verify``): the isolation self-check against your running stack.
+
+    ccstack verify [--agent CONTAINER] [--state-dir DIR] [--no-host-listener] [--json]
+
+Runs the non-destructive subset of the isolation probes (ccstack.probes) and prints a table:
+privileges (capabilities, no-new-privileges, seccomp, not root), sudo/su, writes to the root
+filesystem and to the protected workdir paths refused, the workdir writable and owned by you, the
+mounts, no docker socket or ssh agent, IPv6 off, no host gateway names, a listener on this host's
+0.0.0.0 and [::] unreachable from the agent, the proxy's other ports and the model server closed to
+the agent, the upstream key nowhere in the agent (``docker inspect``, every process environment, every
+readable file), the agent's token checked by the proxy, and the Docker Engine's DNS behaviour.
+
+Unless ``--agent`` names a running agent container, a throwaway one is started with
+``docker compose run`` (exactly how ``ccstack claude`` starts it) on an empty temporary workdir, so
+nothing is written to your projects; it is removed at the end. Nothing is sent anywhere but to this
+host and the stack's own containers. Exit status 0 when every probe passed, 1 otherwise.
+
+What it cannot check without the test suite's fake internet (tests/isolation): that no packet and no
+DNS query leaves through some path nobody thought of; run ``just test isolation`` for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from ccstack import probes, stack
+
+AGENT_MOUNTS = ("/etc/claude-code/managed-settings.json", "/home/claude/.claude", "/run/secrets/proxy_token")
+PROXY_EXTRA_PORTS = (22, 80, 443, 3128, 8000, 8080, 8788, 9090)
+
+
+class _Listener:
+    """A TCP listener on this host's 0.0.0.0 and [::] (one port) that records what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        v6.bind(("::", 0))
+        self.port: int = v6.getsockname()[1]
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        v4.bind(("0.0.0.0", self.port))
+        for s in (v4, v6):
+            s.listen(16)
+            s.settimeout(0.5)
+            self._socks.append(s)
+            threading.Thread(target=self._loop, args=(s,), daemon=True).start()
+
+    def _loop(self, s: socket.socket) -> None:
+        while self._socks:
+            try:
+                conn, peer = s.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    data = conn.recv(4096).decode("latin-1")
+                except OSError:
+                    data = ""
+            with self._lock:
+                self.received.append(f"{peer} {data}")
+
+    def hits(self, nonce: str) -> list[str]:
+        with self._lock:
+            return [r for r in self.received if nonce in r]
+
+    def close(self) -> None:
+        socks, self._socks = self._socks, []
+        for s in socks:
+            s.close()
+
+
+def probe_host_listener_local(sb: probes.Sandbox, network: str | None) -> probes.ProbeResult:
+    """A listener on this host (0.0.0.0 and [::]): unreachable from the agent by every host address."""
+    listener = _Listener()
+    try:
+        targets: list[str] = []
+        if network:
+            with contextlib.suppress(probes.ProbeError, IndexError, KeyError, json.JSONDecodeError):
+                targets += probes.network_gateways(network)
+                bridge = probes.network_bridge(network)
+                targets += [
+                    f"{a['local']}%eth0" for a in probes.host_addresses(bridge) if a["family"] == "inet6"
+                ]
+        targets += [a["local"] for a in probes.host_addresses() if a["scope"] == "global"]
+        targets += ["host.docker.internal", "gateway.docker.internal"]
+        targets = list(dict.fromkeys(targets))
+        nonce = probes.new_nonce()
+        ops = [
+            {"op": "tcp", "host": t, "port": listener.port, "send": f"{nonce}\n", "timeout_ms": 2000}
+            for t in targets
+        ]
+        res = probes.exec_ops(sb.agent, [{"op": "all", "ops": ops}])[0]
+        time.sleep(0.5)
+        reached = [t for t, r in zip(targets, res, strict=True) if r.get("connected")]
+        hits = listener.hits(nonce)
+        detail = f"{len(targets)} host addresses/names tried, reached {reached or 'none'}; hits {len(hits)}"
+        return probes.ProbeResult("host-listener", "host", not reached and not hits, detail)
+    finally:
+        listener.close()
+
+
+def probe_engine_dns() -> probes.ProbeResult:
+    """Docker Engine < 26 forwards DNS from internal networks via the host when the host's resolver is
+    a loopback address (systemd-resolved): CVE-2024-29018. Passes on >= 26 or without such a resolver."""
+    r = probes.docker("version", "--format", "{{.Server.Version}}")
+    version = r.stdout.strip()
+    m = re.match(r"(\d+)", version)
+    major = int(m.group(1)) if m else 0
+    loopback = []
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/resolv.conf").read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver" and parts[1].startswith(("127.", "::1")):
+                loopback.append(parts[1])
+    ok = major >= 26 or not loopback
+    detail = f"engine {version or '?'}; host resolvers on loopback: {loopback or 'none'}"
+    if not ok:
+        detail += " -> upgrade Docker Engine to 26+ (the agent's DNS queries can leak through the host)"
+    return probes.ProbeResult("engine-dns-forwarding", "dns", ok, detail)
+
+
+def _find_agent(project: str) -> str | None:
+    r = probes.docker(
+        "ps",
+        "--filter",
+        f"label=com.docker.compose.project={project}",
+        "--filter",
+        "label=com.docker.compose.service=claude-sandbox",
+        "--format",
+        "{{.Names}}",
+    )
+    names = [n for n in r.stdout.split() if n]
+    return names[0] if names else None
+
+
+@contextlib.contextmanager
+def throwaway_agent(paths: stack.Paths, state: stack.State, uid: int, gid: int) -> Iterator[tuple[str, Path]]:
+    """A fresh agent container on an empty temporary workdir (removed afterwards)."""
+    workdir = Path(tempfile.mkdtemp(prefix="ccstack-verify-"))
+    name = f"{state.project}-verify-{secrets.token_hex(3)}"
+    try:
+        if os.getuid() == 0:
+            os.chown(workdir, uid, gid)
+        r = stack.run_compose(
+            paths,
+            state,
+            ["run", "--detach", "--name", name, "claude-sandbox", "sleep", "900"],
+            capture=True,
+            env={"CCSANDBOX_WORKDIR": str(workdir)},
+            check=False,
+        )
+        if r.returncode != 0:
+            raise stack.StackError(
+                f"could not start a sandbox container to verify:\n{r.stderr.strip()[-2000:]}"
+            )
+        for _ in range(60):
+            if probes.docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true":
+                break
+            time.sleep(0.5)
+        yield name, workdir
+    finally:
+        probes.docker("rm", "-f", name)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_probes(
+    sb: probes.Sandbox,
+    *,
+    proxy_container: str | None,
+    network: str | None,
+    key: str | None,
+    token: str | None,
+    host_listener: bool = True,
+    writes: bool = True,
+) -> list[probes.ProbeResult]:
+    """The non-destructive probes against one agent container (each failure is a result, not an error)."""
+    results: list[probes.ProbeResult] = []
+
+    def attempt(name: str, area: str, fn: object) -> None:
+        try:
+            out = fn()  # type: ignore[operator]
+        except (probes.ProbeError, OSError, subprocess.SubprocessError, KeyError, ValueError) as e:
+            results.append(probes.ProbeResult(name, area, False, f"could not run: {e}"))
+            return
+        results.extend(out if isinstance(out, list) else [out])
+
+    attempt("privileges", "privilege", lambda: probes.probe_privileges(sb))
+    attempt("sudo-su", "privilege", lambda: probes.probe_no_escalation(sb))
+    if writes:
+        attempt("writes", "files", lambda: probes.probe_writes(sb))
+    attempt("mounts", "files", lambda: probes.probe_mounts(sb))
+    attempt("docker-socket-ssh-agent", "files", lambda: probes.probe_sockets_and_agent_env(sb))
+    attempt("ipv6-disabled", "network", lambda: probes.probe_ipv6_off(sb))
+    attempt("host-names", "host", lambda: probes.probe_host_names(sb))
+    if host_listener:
+        attempt("host-listener", "host", lambda: probe_host_listener_local(sb, network))
+    if proxy_container:
+
+        def proxy_ports() -> probes.ProbeResult:
+            nets = probes.container_networks(proxy_container)
+            agent_ip = nets[network]["IPAddress"] if network in nets else sb.proxy_host
+            targets = [(agent_ip, p) for p in PROXY_EXTRA_PORTS]
+            targets += [(n["IPAddress"], sb.proxy_port) for name, n in nets.items() if name != network]
+            targets += [("llama-server", 8080), ("scripted-upstream", 8080)]
+            return probes.probe_ports_closed(sb, targets, name="proxy-other-ports-model-server")
+
+        attempt("proxy-other-ports-model-server", "network", proxy_ports)
+    if key:
+        attempt("key-docker-inspect", "credentials", lambda: probes.probe_key_inspect(sb.agent, key))
+        attempt("key-in-agent-files-environ", "credentials", lambda: probes.probe_key_files(sb, key))
+    if token:
+        attempt("token-checked", "credentials", lambda: probes.probe_token_checked(sb, token))
+    attempt("engine-dns-forwarding", "dns", probe_engine_dns)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ccstack verify", description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", help="a running agent container (default: start a throwaway one)")
+    parser.add_argument("--state-dir", type=Path, help="the stack's state directory (default: .stack)")
+    parser.add_argument("--no-host-listener", action="store_true", help="skip the host listener probe")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    environ = dict(os.environ)
+    if args.state_dir:
+        environ["CCSANDBOX_STATE_DIR"] = str(args.state_dir)
+    try:
+        stack.check_docker()
+        paths = stack.default_paths(environ)
+        state = stack.load_state(paths)
+        uid = int(state.env.get("CCSANDBOX_UID", "1000"))
+        gid = int(state.env.get("CCSANDBOX_GID", str(uid)))
+        key = paths.upstream_key.read_text(encoding="utf-8").strip() if paths.upstream_key.exists() else None
+        token = paths.token.read_text(encoding="utf-8").strip() if paths.token.exists() else None
+        proxy = f"{state.project}-proxy-1"
+        network = f"{state.project}_agent"
+        with contextlib.ExitStack() as cleanup:
+            agent = args.agent
+            host_workdir = None
+            if agent is None:
+                agent, host_workdir = cleanup.enter_context(throwaway_agent(paths, state, uid, gid))
+            sb = probes.Sandbox(
+                agent=agent,
+                proxy=proxy,
+                host_workdir=host_workdir,
+                expected_uid=uid,
+                extra_mounts=AGENT_MOUNTS,
+                agent_network=network,
+            )
+            results = run_probes(
+                sb,
+                proxy_container=proxy,
+                network=network,
+                key=key,
+                token=token,
+                host_listener=not args.no_host_listener,
+                writes=host_workdir is not None,  # never write into the project of a running session
+            )
+    except stack.StackError as e:
+        print(f"ccstack verify: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(probes.format_table(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

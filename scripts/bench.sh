@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): results go to bench/results/ and are quoted in the README.
+#   scripts/bench.sh overhead [ARGS]   proxy overhead: ccproxy vs LiteLLM vs claude-code-router vs direct
+#   scripts/bench.sh cache [ARGS]      10-turn Claude-Code-shaped session on a real llama-server:
+#                                      prompt tokens from cache and per-turn time, ccproxy vs native /v1/messages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+which=${1:-overhead}
+shift || true
+case "$which" in
+  overhead)
+    bash bench/setup-peers.sh
+    exec "$py" bench/overhead.py "$@" ;;
+  cache)
+    "$py" -m pip install -q -r bench/requirements.txt
+    scripts/build-llama-server.sh
+    exec "$py" bench/cache_session.py "$@" ;;
+  *) echo "usage: scripts/bench.sh overhead|cache [ARGS]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,227 @@
+"""ccstack.render: mode + options + policies -> the generated overlay (pure data in, dict out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from ccstack.egress import EgressPolicy
+from ccstack.modes import MODES, parse_mode
+from ccstack.policy import ExtraMount, MountPolicy, Policies, parse_mounts
+from ccstack.render import Override, RenderOptions, plain, render, to_yaml
+
+pytestmark = pytest.mark.unit
+
+STATE = "/home/u/ccsandbox/.stack"
+
+
+def policies(*, registries: bool = False, extra: tuple[ExtraMount, ...] = ()) -> Policies:
+    mounts = parse_mounts(None, home="/home/u")
+    return Policies(
+        mounts=MountPolicy(mounts.protected, extra),
+        egress=EgressPolicy(enabled=registries, domains=("pypi.org",) if registries else ()),
+    )
+
+
+def opts(**kw: Any) -> RenderOptions:
+    base: dict[str, Any] = {"uid": 1000, "gid": 1000, "state_dir": STATE}
+    if "model_file" not in kw and "hub_model" not in kw:
+        base["model_file"] = "/models/q.gguf"
+    return RenderOptions(**(base | kw))
+
+
+def services(mode: str, **kw: Any) -> dict[str, Any]:
+    rendered = render(parse_mode(mode), opts(**kw), policies())
+    result: dict[str, Any] = plain(rendered.overlay)["services"]
+    return result
+
+
+@pytest.mark.parametrize(
+    ("mode", "networks"),
+    [
+        ("local", ["agent", "backend"]),
+        ("test", ["agent", "backend"]),
+        ("mlx", ["agent", "backend", "egress"]),
+        ("openrouter", ["agent", "backend", "egress"]),
+        ("anthropic", ["agent", "backend", "egress"]),
+    ],
+)
+def test_proxy_joins_egress_only_in_modes_that_need_it(mode: str, networks: list[str]) -> None:
+    assert services(mode)["proxy"]["networks"] == networks
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_agent_gets_no_network_ports_or_hosts_from_any_mode(mode: str) -> None:
+    agent = services(mode)["claude-sandbox"]
+    assert "networks" not in agent
+    assert "ports" not in agent
+    assert "extra_hosts" not in agent
+    assert "secrets" not in agent  # the base file gives it proxy_token only
+
+
+@pytest.mark.parametrize(
+    ("mode", "env"), [("openrouter", "OPENROUTER_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")]
+)
+def test_key_modes_give_the_key_to_the_proxy_as_a_secret_file(mode: str, env: str) -> None:
+    rendered = render(parse_mode(mode), opts(), policies())
+    overlay = plain(rendered.overlay)
+    assert overlay["secrets"] == {"upstream_key": {"file": f"{STATE}/secrets/upstream_key"}}
+    proxy = overlay["services"]["proxy"]
+    assert proxy["secrets"] == ["proxy_token", "upstream_key"]
+    assert proxy["environment"]["CCPROXY_UPSTREAM_KEY_FILE"] == "/run/secrets/upstream_key"
+    assert parse_mode(mode).key_env == env
+    agent_env = overlay["services"]["claude-sandbox"]["environment"]
+    assert not any("KEY" in k for k in agent_env)
+
+
+@pytest.mark.parametrize("mode", ["local", "mlx", "test"])
+def test_keyless_modes_have_no_upstream_secret(mode: str) -> None:
+    overlay = plain(render(parse_mode(mode), opts(), policies()).overlay)
+    assert "secrets" not in overlay
+    assert "CCPROXY_UPSTREAM_KEY_FILE" not in overlay["services"]["proxy"]["environment"]
+
+
+def test_mlx_reaches_the_host_through_the_proxy_only() -> None:
+    svc = services("mlx")
+    assert svc["proxy"]["extra_hosts"] == ["host.docker.internal:host-gateway"]
+    assert svc["proxy"]["environment"]["CCPROXY_UPSTREAM"] == "http://host.docker.internal:8080/v1"
+    assert svc["proxy"]["environment"]["CCPROXY_MODEL"] == "default_model"
+
+
+def test_proxy_environment_replaces_the_base_one() -> None:
+    rendered = render(parse_mode("anthropic"), opts(), policies())
+    env = rendered.overlay["services"]["proxy"]["environment"]
+    assert isinstance(env, Override)
+    assert env.value["CCPROXY_UPSTREAM_KIND"] == "anthropic"
+    assert "CCPROXY_MODEL" not in env.value  # names pass through to Anthropic
+
+
+def test_upstream_and_model_overrides() -> None:
+    svc = services("openrouter", upstream="http://fake:8080/v1", model="z/m", side_model="z/s")
+    env = svc["proxy"]["environment"]
+    assert (env["CCPROXY_UPSTREAM"], env["CCPROXY_MODEL"], env["CCPROXY_SIDE_MODEL"]) == (
+        "http://fake:8080/v1",
+        "z/m",
+        "z/s",
+    )
+    agent = svc["claude-sandbox"]["environment"]
+    assert agent["ANTHROPIC_MODEL"] == "z/m"
+    assert agent["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "z/s"
+    assert agent["CLAUDE_CODE_SUBAGENT_MODEL"] == "z/m"
+
+
+def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
+    env = services("local", context_window=16384)["claude-sandbox"]["environment"]
+    assert env["ANTHROPIC_BASE_URL"] == "http://proxy:8787"
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert env["DISABLE_AUTOUPDATER"] == "1"
+    assert env["CLAUDE_CODE_ATTRIBUTION_HEADER"] == "0"
+    assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "16384"
+    assert "ANTHROPIC_AUTH_TOKEN" not in env  # it comes from the secret file, not the compose file
+
+
+def test_anthropic_mode_keeps_claude_model_names() -> None:
+    env = services("anthropic")["claude-sandbox"]["environment"]
+    assert not any(k.startswith("ANTHROPIC_DEFAULT_") or k == "ANTHROPIC_MODEL" for k in env)
+    assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in env
+
+
+def test_local_mounts_the_model_file_read_only_and_sizes_the_context() -> None:
+    llama = services("local", model_file="/data/m.gguf", context_window=8192)["llama-server"]
+    assert llama["volumes"] == [
+        {"type": "bind", "source": "/data/m.gguf", "target": "/models/model.gguf", "read_only": True}
+    ]
+    cmd = llama["command"]
+    assert cmd[cmd.index("--ctx-size") + 1] == "8192"
+    assert "--jinja" in cmd
+    assert cmd[cmd.index("--model") + 1] == "/models/model.gguf"
+
+
+def test_local_with_a_hub_model_fetches_into_a_named_volume() -> None:
+    rendered = render(parse_mode("local"), opts(hub_model="org/repo-GGUF:Q4_K_M"), policies())
+    overlay = plain(rendered.overlay)
+    llama = overlay["services"]["llama-server"]
+    assert llama["command"][llama["command"].index("--hf-repo") + 1] == "org/repo-GGUF:Q4_K_M"
+    assert llama["volumes"] == [{"type": "volume", "source": "llama-models", "target": "/models-cache"}]
+    assert "egress" in llama["networks"]
+    assert overlay["volumes"] == {"llama-models": {}}
+
+
+def test_local_without_a_model_is_an_error() -> None:
+    with pytest.raises(ValueError, match="model"):
+        render(parse_mode("local"), RenderOptions(uid=1000, gid=1000, state_dir=STATE), policies())
+
+
+def test_root_agent_is_refused() -> None:
+    with pytest.raises(ValueError, match="root"):
+        render(parse_mode("test"), opts(uid=0), policies())
+
+
+def test_protected_paths_are_read_only_bind_mounts_over_the_workdir() -> None:
+    svc = services("test")
+    vols = {v["target"]: v for v in svc["claude-sandbox"]["volumes"]}
+    for path in (".git/hooks", ".git/config", ".claude", ".mcp.json", ".devcontainer"):
+        v = vols[f"/workspace/{path}"]
+        assert v["read_only"] is True
+        assert v["source"] == "${CCSANDBOX_WORKDIR:-${PWD}}/" + path
+    assert svc["workdir-init"]["command"] == [
+        "/workspace",
+        ".git/hooks/",
+        ".git/config",
+        ".claude/",
+        ".mcp.json",
+        ".devcontainer/",
+    ]
+
+
+def test_extra_readonly_mounts_from_policy() -> None:
+    extra = (ExtraMount("/srv/data", "/data"),)
+    rendered = render(parse_mode("test"), opts(), policies(extra=extra))
+    vols = plain(rendered.overlay)["services"]["claude-sandbox"]["volumes"]
+    assert {"type": "bind", "source": "/srv/data", "target": "/data", "read_only": True} in vols
+
+
+def test_registries_policy_adds_the_egress_proxy() -> None:
+    rendered = render(parse_mode("local"), opts(), policies(registries=True))
+    assert "registries" in rendered.profiles
+    assert "egress-proxy" in rendered.services
+    env = plain(rendered.overlay)["services"]["claude-sandbox"]["environment"]
+    assert env["HTTPS_PROXY"] == "http://egress-proxy:3128"
+    assert "proxy" in env["NO_PROXY"].split(",")
+
+
+def test_publish_without_egress_uses_a_network_without_nat() -> None:
+    rendered = render(parse_mode("local"), opts(publish_port=18000), policies())
+    overlay = plain(rendered.overlay)
+    assert overlay["services"]["proxy"]["ports"] == ["127.0.0.1:18000:8787"]
+    assert "published" in overlay["services"]["proxy"]["networks"]
+    assert overlay["networks"]["published"]["driver_opts"] == {
+        "com.docker.network.bridge.enable_ip_masquerade": "false"
+    }
+
+
+def test_profiles_services_and_env() -> None:
+    rendered = render(parse_mode("local"), opts(uid=1234, gid=2345), policies())
+    assert rendered.profiles == ("local",)
+    assert rendered.services == ("proxy", "llama-server")
+    assert rendered.env == {"CCSANDBOX_UID": "1234", "CCSANDBOX_GID": "2345", "CCSANDBOX_STATE_DIR": STATE}
+
+
+def test_yaml_is_marked_generated_and_uses_override_tags() -> None:
+    text = to_yaml(render(parse_mode("test"), opts(), policies()), parse_mode("test"))
+    assert text.startswith("# Generated by ccstack")
+    assert "environment: !override" in text
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        assert isinstance(node, yaml.SequenceNode)
+        return loader.construct_sequence(node, deep=True)
+
+    Loader.add_constructor("!override", construct)
+    data = yaml.load(text, Loader=Loader)
+    assert data["services"]["proxy"]["environment"]["CCPROXY_UPSTREAM"] == "http://scripted-upstream:8080/v1"

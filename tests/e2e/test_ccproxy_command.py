@@ -1,0 +1,168 @@
+"""The installed `ccproxy` console script as a real process on loopback, over the scripted upstream:
+real sockets, real timeouts, pings on the wall clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+UPSTREAM_SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
+CCPROXY = Path(sys.executable).with_name("ccproxy")
+TOOLS = [{"name": "Write", "input_schema": {"type": "object"}}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"process exited with {process.returncode}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never became ready")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Any]:
+    """Start the scripted upstream with a script, then ccproxy with extra flags; yields the proxy URL."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(script: list[dict[str, Any]], *flags: str) -> str:
+        if not CCPROXY.exists():
+            pytest.fail(f"ccproxy console script missing at {CCPROXY} (pip install -e proxy)")
+        (tmp_path / "script.json").write_text(json.dumps(script))
+        up_port, proxy_port = free_port(), free_port()
+        upstream = subprocess.Popen(
+            [
+                sys.executable,
+                str(UPSTREAM_SCRIPT),
+                "--port",
+                str(up_port),
+                "--script",
+                str(tmp_path / "script.json"),
+                "--quiet",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        processes.append(upstream)
+        wait_ready(f"http://127.0.0.1:{up_port}/health", upstream)
+        proxy = subprocess.Popen(
+            [str(CCPROXY), "--port", str(proxy_port), "--upstream", f"http://127.0.0.1:{up_port}/v1", *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "proxy.log", "wb"),  # noqa: SIM115
+        )
+        processes.append(proxy)
+        wait_ready(f"http://127.0.0.1:{proxy_port}/health", proxy)
+        return f"http://127.0.0.1:{proxy_port}"
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(10)
+
+
+def timed_events(url: str) -> list[tuple[float, dict[str, Any]]]:
+    """POST a streamed request; every SSE event with its arrival time (s after the request)."""
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 100,
+        "stream": True,
+        "tools": TOOLS,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    out: list[tuple[float, dict[str, Any]]] = []
+    start = time.monotonic()
+    with httpx.stream("POST", f"{url}/v1/messages?beta=true", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                out.append((time.monotonic() - start, json.loads(line[6:])))
+    return out
+
+
+def test_pings_flow_while_the_upstream_prefills(stack: Any) -> None:
+    url = stack([{"text": "finally here", "delay": 1.5}], "--ping-interval", "0.25", "--read-timeout", "10")
+    events = timed_events(url)
+    kinds = [e["type"] for _, e in events]
+    assert kinds[0] == "message_start"
+    assert events[0][0] < 1.0  # message_start goes out at once, long before the answer
+    ping_times = [t for t, e in events if e["type"] == "ping"]
+    assert len(ping_times) >= 3
+    gaps = [b - a for a, b in itertools.pairwise(ping_times)]
+    assert max(gaps) < 0.6
+    assert kinds[-2:] == ["message_delta", "message_stop"]
+    text = "".join(e["delta"].get("text", "") for _, e in events if e["type"] == "content_block_delta")
+    assert text == "finally here"
+
+
+def test_upstream_read_timeout_ends_the_stream_with_an_error(stack: Any) -> None:
+    url = stack([{"text": "too late", "delay": 4}], "--ping-interval", "0.25", "--read-timeout", "1")
+    events = timed_events(url)
+    kinds = [e["type"] for _, e in events]
+    assert kinds[0] == "message_start"
+    assert "ping" in kinds
+    final_time, final = events[-1]
+    assert final["type"] == "error"
+    assert final["error"]["type"] == "api_error"
+    assert "silent for more than 1 s" in final["error"]["message"]
+    assert 0.9 < final_time < 3.5
+    assert "message_stop" not in kinds
+
+
+def test_client_disconnect_is_seen_by_the_real_server(stack: Any) -> None:
+    url = stack([{"text": "never read", "delay": 8}], "--ping-interval", "0.2")
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 100,
+        "stream": True,
+        "tools": TOOLS,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with httpx.stream("POST", f"{url}/v1/messages", json=body, timeout=10) as response:
+        first = next(response.iter_lines())
+        assert first == "event: message_start"
+    deadline = time.monotonic() + 2  # far less than the upstream's 8 s delay
+    metrics = ""
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"{url}/metrics").text
+        if 'status="499"' in metrics:
+            break
+        time.sleep(0.1)
+    assert 'ccproxy_requests_total{endpoint="messages",model="claude-opus-4-8",status="499"' in metrics
+
+
+def test_non_loopback_without_token_is_refused() -> None:
+    if not CCPROXY.exists():
+        pytest.fail(f"ccproxy console script missing at {CCPROXY}")
+    run = subprocess.run(
+        [str(CCPROXY), "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 2
+    assert "refusing to listen on non-loopback" in run.stderr

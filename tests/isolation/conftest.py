@@ -1,0 +1,333 @@
+"""The isolation suite's fixtures: the real stack (openrouter mode against a fake OpenRouter) plus the
+fake internet (compose.fakenet.yaml), a host listener, and a session-wide table of probe results.
+
+The stack comes up through the controller's own code (``ccstack.stack.prepare`` with the test overlays
+as extra Compose files), the way ``ccstack up openrouter`` brings it up, with:
+  - the upstream pointed at the scripted upstream standing in for OpenRouter (it records the
+    ``Authorization`` it receives: the positive control of the key probes), a random upstream key;
+  - the registries policy on, with an allowlist of fake names (registry.fake.test ...);
+  - every resolver of the stack forwarding to the fake DNS and the egress network made internal,
+    so no probe can leave the machine whatever the outcome.
+Docker missing or broken is a loud failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from ccstack import probes, stack
+from ccstack.egress import render_squid_conf
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PROJECT = "ccsandbox-iso"
+OVERLAYS = (HERE / "compose.fakenet.yaml", HERE / "compose.fakenet-egress.yaml")
+TEST_ALLOWLIST = ("registry.fake.test", "allowed-canary.fake.test", "rebind.fake.test")
+AGENT_UID = 1000
+FAKE_SERVICES = ["canary", "fake-dns", "fake-registry", "control"]
+REPORT = REPO / ".stack" / "isolation-report.txt"
+
+NET = probes.FakeInternet(
+    canary=probes.Endpoint(f"{PROJECT}-canary-1", "198.18.0.10", "2001:db8:18::10"),
+    dns=probes.Endpoint(f"{PROJECT}-fake-dns-1", "198.18.0.53", "2001:db8:18::53"),
+    registry=probes.Endpoint(f"{PROJECT}-fake-registry-1", "198.18.0.20", "2001:db8:18::20"),
+    canary_private_ipv4="10.213.0.10",
+)
+
+COLLECTED: list[probes.ProbeResult] = []
+
+
+class Recorder:
+    """Adds probe results to the session table (printed at the end and written to REPORT)."""
+
+    def __call__(self, *results: probes.ProbeResult) -> None:
+        COLLECTED.extend(results)
+
+
+@pytest.fixture(scope="session")
+def record() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(scope="session")
+def net() -> probes.FakeInternet:
+    return NET
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not COLLECTED:
+        return
+    table = probes.format_table(COLLECTED, width=160)
+    terminalreporter.write_sep("=", "isolation probes")
+    terminalreporter.write_line(table)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(table + "\n", encoding="utf-8")
+    terminalreporter.write_line(f"(written to {REPORT})")
+
+
+def _run(*cmd: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and r.returncode != 0:
+        pytest.fail(f"`{' '.join(cmd)}` failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def _image_exists(ref: str) -> bool:
+    return _run("docker", "image", "inspect", ref, check=False).returncode == 0
+
+
+def _base(var: str, official: str, local: str) -> str:
+    """The base image for a build: the env var, else a local stand-in when the official one is absent."""
+    if os.environ.get(var):
+        return os.environ[var]
+    if not _image_exists(official) and _image_exists(local):
+        return local
+    return official
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    if shutil.which("docker") is None:
+        pytest.fail("the isolation suite needs Docker: the docker CLI is not installed", pytrace=False)
+    r = _run("docker", "info", "--format", "{{.ServerVersion}}", check=False, timeout=60)
+    if r.returncode != 0:
+        pytest.fail(f"the isolation suite needs a running Docker Engine: {r.stderr.strip()}", pytrace=False)
+    if _run("docker", "compose", "version", check=False).returncode != 0:
+        pytest.fail("the isolation suite needs Docker Compose v2 (`docker compose`)", pytrace=False)
+    for image in (
+        "ccsandbox/proxy:local",
+        "ccsandbox/claude-sandbox:local",
+        "ccsandbox/scripted-upstream:local",
+    ):
+        if not _image_exists(image):
+            pytest.fail(f"image {image} is missing: build the images first (scripts/build-images.sh)")
+
+
+def _build_test_images() -> None:
+    """The fake internet's image and (if missing) the egress proxy's, from local bases when needed."""
+    python = _base("PYTHON_IMAGE", "python:3.12-slim-bookworm", "local/python:3.11-bookworm")
+    _run(
+        "docker",
+        "build",
+        "-q",
+        "--build-arg",
+        f"PYTHON_IMAGE={python}",
+        "-t",
+        "ccsandbox-test/fakenet:local",
+        str(HERE / "fakenet"),
+    )
+    if not _image_exists("ccsandbox/egress-proxy:local"):
+        debian = _base("DEBIAN_IMAGE", "debian:bookworm-slim", "local/debian:bookworm")
+        _run(
+            "docker",
+            "build",
+            "-q",
+            "--build-arg",
+            f"DEBIAN_IMAGE={debian}",
+            "-t",
+            "ccsandbox/egress-proxy:local",
+            str(REPO / "egress-proxy"),
+        )
+
+
+@dataclass
+class IsoStack:
+    paths: stack.Paths
+    state: stack.State
+    sandbox: probes.Sandbox
+    workdir: Path
+    key: str
+    token: str
+    control: str
+    proxy: str
+    upstream: str
+    egress: str
+
+    def compose(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return stack.run_compose(self.paths, self.state, list(args), capture=True, env=env)
+
+
+def _wait_running(container: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = _run("docker", "inspect", "-f", "{{.State.Running}}", container, check=False)
+        if r.stdout.strip() == "true":
+            return
+        time.sleep(0.5)
+    logs = _run("docker", "logs", container, check=False)
+    pytest.fail(f"{container} is not running:\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def iso(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsoStack]:
+    _build_test_images()
+    state_dir = tmp_path_factory.mktemp("iso-state")
+    workdir = tmp_path_factory.mktemp("iso-work")
+    _run("git", "init", "-q", str(workdir))
+    (workdir / "README.md").write_text("isolation test workdir\n", encoding="utf-8")
+    key = "sk-or-v1-" + secrets.token_hex(24)
+    key_file = state_dir / "upstream-key-input"
+    key_file.write_text(key + "\n", encoding="utf-8")
+    environ = {**os.environ, "CCSANDBOX_UID": str(AGENT_UID), "CCSANDBOX_GID": str(AGENT_UID)}
+    if os.getuid() == 0:
+        for p in [workdir, *workdir.rglob("*")]:
+            os.lchown(p, AGENT_UID, AGENT_UID)
+    paths = stack.Paths(repo=REPO, state_dir=state_dir)
+    req = stack.UpRequest(
+        mode="openrouter",
+        upstream="http://scripted-upstream:8080/v1",
+        model="scripted",
+        key_file=str(key_file),
+        project=PROJECT,
+        extra_files=tuple(str(o) for o in OVERLAYS),
+    )
+    _mode, _rendered, state = stack.prepare(paths, req, environ)
+    key_file.unlink()
+    paths.squid_conf.parent.mkdir(parents=True, exist_ok=True)
+    paths.squid_conf.write_text(render_squid_conf(TEST_ALLOWLIST), encoding="utf-8")
+    for profile in ("test", "registries", "agent"):
+        if profile not in state.profiles:
+            state.profiles.append(profile)
+    state.env.update({"CCSANDBOX_UID": str(AGENT_UID), "CCSANDBOX_GID": str(AGENT_UID)})
+    stack.save_state(paths, state)  # what `ccstack verify --state-dir` reads
+    run_env = {"CCSANDBOX_WORKDIR": str(workdir)}
+    agent = f"{PROJECT}-agent"
+    try:
+        stack.run_compose(
+            paths,
+            state,
+            ["down", "--volumes", "--remove-orphans", "-t", "1"],
+            capture=True,
+            env=run_env,
+            check=False,
+        )
+        _run("docker", "rm", "-f", agent, check=False)
+        r = stack.run_compose(
+            paths,
+            state,
+            [
+                "up",
+                "--detach",
+                "--wait",
+                "--wait-timeout",
+                "300",
+                "proxy",
+                "scripted-upstream",
+                "egress-proxy",
+                *FAKE_SERVICES,
+            ],
+            capture=True,
+            env=run_env,
+            check=False,
+        )
+        if r.returncode != 0:
+            ps = stack.run_compose(paths, state, ["ps", "-a"], capture=True, env=run_env, check=False)
+            pytest.fail(f"the stack did not come up:\n{r.stderr[-4000:]}\n{ps.stdout}")
+        # The agent, started the way `ccstack claude` starts it (compose run), with a long-lived command.
+        r = stack.run_compose(
+            paths,
+            state,
+            ["run", "--detach", "--name", agent, "claude-sandbox", "sleep", "infinity"],
+            capture=True,
+            env=run_env,
+            check=False,
+        )
+        if r.returncode != 0:
+            pytest.fail(f"could not start the agent container:\n{r.stderr[-4000:]}")
+        _wait_running(agent)
+        token = (state_dir / "secrets" / "proxy_token").read_text(encoding="utf-8").strip()
+        sandbox = probes.Sandbox(
+            agent=agent,
+            proxy=f"{PROJECT}-proxy-1",
+            host_workdir=workdir,
+            expected_uid=AGENT_UID,
+            extra_mounts=(
+                "/etc/claude-code/managed-settings.json",
+                "/home/claude/.claude",
+                "/run/secrets/proxy_token",
+            ),
+            agent_network=f"{PROJECT}_agent",
+        )
+        yield IsoStack(
+            paths=paths,
+            state=state,
+            sandbox=sandbox,
+            workdir=workdir,
+            key=key,
+            token=token,
+            control=f"{PROJECT}-control-1",
+            proxy=f"{PROJECT}-proxy-1",
+            upstream=f"{PROJECT}-scripted-upstream-1",
+            egress=f"{PROJECT}-egress-proxy-1",
+        )
+    finally:
+        if os.environ.get("CCSANDBOX_ISO_KEEP") != "1":
+            _run("docker", "rm", "-f", agent, check=False)
+            stack.run_compose(
+                paths,
+                state,
+                ["down", "--volumes", "--remove-orphans", "-t", "1"],
+                capture=True,
+                env=run_env,
+                check=False,
+            )
+
+
+# --- the host listener ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def host_listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[probes.HostListener]:
+    """A logging listener on the host's 0.0.0.0 and [::] (TCP and UDP), like a local model server."""
+    log = tmp_path_factory.mktemp("host-listener") / "events.jsonl"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            str(HERE / "fakenet" / "fakenet.py"),
+            "canary",
+            "--bind",
+            "0.0.0.0",
+            "--bind",
+            "::",
+            "--tcp",
+            str(port),
+            "--udp",
+            str(port),
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    listener = probes.HostListener(port=port, log_path=log)
+    try:
+        deadline = time.monotonic() + 10
+        while not listener.log.alive():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"the host listener did not start: {err}")
+            time.sleep(0.1)
+        yield listener
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,119 @@
+"""The MLX host bridge: the proxy container reaches an OpenAI-compatible server running on this host
+(as mlx_lm.server runs on a Mac; here the scripted upstream stands in for it), through
+host.docker.internal, while the sandbox container cannot reach that same server by any address."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_helpers import REPO, Stack, http_json
+
+pytestmark = pytest.mark.stack
+
+SCRIPTED = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
+REPLY = "hello from the server on the host"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def host_server() -> Iterator[int]:
+    """The scripted upstream on the host's 0.0.0.0 (every interface, as a careless user would run it)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTED), "--host", "0.0.0.0", "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                http_json("GET", f"http://127.0.0.1:{port}/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the host server did not start")
+        http_json("POST", f"http://127.0.0.1:{port}/_script", [{"text": REPLY}])
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def host_addresses(docker: Any, project: str) -> list[str]:
+    """Every IPv4 address of this host the agent might try: interfaces, bridge gateways (docker0 too)."""
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    addrs = {line.split()[3].split("/")[0] for line in out.splitlines()}
+    for net in docker.networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Gateway"):
+                addrs.add(cfg["Gateway"])
+    return sorted(addrs)
+
+
+PROBE = """
+for target in "$@"; do
+  if timeout 3 bash -c "exec 3<>/dev/tcp/${target%:*}/${target##*:}" 2>/dev/null; then echo "OPEN $target"
+  else echo "closed $target"; fi
+done
+"""
+
+
+def test_proxy_reaches_the_host_server_and_the_agent_does_not(
+    stack: Stack, docker: Any, host_server: int, workdir: Path
+) -> None:
+    upstream = f"http://host.docker.internal:{host_server}/v1"
+    stack.ccstack("up", "mlx", "--upstream", upstream)
+
+    # Through the proxy container: an Anthropic request answered by the host server.
+    proxy_url = f"http://{stack.ip(docker, 'proxy', 'backend')}:8787"
+    reply = http_json(
+        "POST",
+        f"{proxy_url}/v1/messages",
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}],
+            # A tool makes it a main request (the scripted server answers tool-less ones with "OK").
+            "tools": [{"name": "noop", "description": "does nothing", "input_schema": {"type": "object"}}],
+        },
+        {"authorization": f"Bearer {stack.token}", "anthropic-version": "2023-06-01"},
+    )
+    assert reply["type"] == "message"
+    assert reply["content"][0]["text"] == REPLY
+    seen = http_json("GET", f"http://127.0.0.1:{host_server}/_requests")
+    assert any(e["body"] and e["body"].get("model") == "default_model" for e in seen if e["method"] == "POST")
+
+    targets = [f"{a}:{host_server}" for a in host_addresses(docker, stack.project)]
+    # Positive control: the same probe from the proxy container opens the host server.
+    proxy = stack.container(docker, "proxy")
+    ctl = proxy.exec_run(["bash", "-c", PROBE, "probe", f"host.docker.internal:{host_server}", *targets])
+    assert f"OPEN host.docker.internal:{host_server}" in ctl.output.decode(), ctl.output.decode()
+
+    # The agent: no host.docker.internal, and every host address closed.
+    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
+    cmd = stack.compose(
+        "run", "--rm", "-T", "claude-sandbox", "bash", "-c",
+        "getent hosts host.docker.internal || echo no-host-entry; " + PROBE,
+        "probe", f"host.docker.internal:{host_server}", *targets,
+    )  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "no-host-entry" in r.stdout
+    assert "OPEN" not in r.stdout, r.stdout
+    assert r.stdout.count("closed ") == len(targets) + 1

@@ -1,0 +1,109 @@
+"""The real Claude Code CLI inside the claude-sandbox container, started the way a user starts it
+(`ccstack claude DIR`, and plain `docker compose run --rm claude-sandbox`), completes a tool-using task
+through the proxy container against the scripted upstream (mode `test`)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_helpers import AGENT_GID, AGENT_UID, CLAUDE_P, Stack, http_json, write_tool_script
+
+pytestmark = pytest.mark.stack
+
+
+def script_upstream(stack: Stack, docker: Any, turns: list[dict[str, Any]]) -> str:
+    url = f"http://{stack.ip(docker, 'scripted-upstream', 'backend')}:8080"
+    assert http_json("POST", f"{url}/_script", turns) == {"loaded": True}
+    http_json("DELETE", f"{url}/_requests")
+    return url
+
+
+def main_requests(url: str) -> list[dict[str, Any]]:
+    log = http_json("GET", f"{url}/_requests")
+    return [r for r in log if r.get("path", "").startswith("/v1/chat/completions") and r["body"].get("tools")]
+
+
+def result_event(stdout: str) -> dict[str, Any]:
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    results = [e for e in events if e.get("type") == "result"]
+    assert results, f"no result event in the CLI output:\n{stdout[-3000:]}"
+    result: dict[str, Any] = results[-1]
+    return result
+
+
+def test_claude_writes_a_file_into_the_workdir_as_the_user(stack: Stack, docker: Any, workdir: Path) -> None:
+    stack.ccstack("up", "test")
+    content = f"written by the sandboxed agent {secrets.token_hex(8)}\n"
+    url = script_upstream(stack, docker, write_tool_script("/workspace/notes/result.txt", content))
+
+    r = stack.ccstack("claude", str(workdir), "--", "-p", "Write the result file.", *CLAUDE_P, check=False)
+    assert r.returncode == 0, f"claude in the sandbox failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    result = result_event(r.stdout)
+    assert result["subtype"] == "success"
+    assert result["is_error"] is False
+
+    written = workdir / "notes" / "result.txt"
+    assert written.read_text(encoding="utf-8") == content
+    st = written.stat()
+    assert (st.st_uid, st.st_gid) == (AGENT_UID, AGENT_GID)
+    assert (workdir / "notes").stat().st_uid == AGENT_UID
+    # The protected paths were created for the read-only mounts, owned by the user too.
+    for p in (".git/hooks", ".git/config", ".claude", ".mcp.json", ".devcontainer"):
+        assert (workdir / p).stat().st_uid == AGENT_UID, p
+
+    reqs = main_requests(url)
+    assert len(reqs) == 2, [r["body"].get("messages", [])[-1:] for r in reqs]
+    last = reqs[1]["body"]["messages"]
+    tool_msgs = [m for m in last if m.get("role") == "tool"]
+    assert tool_msgs, "the second turn carries the Write tool result"
+    assert "/workspace/notes/result.txt" in json.dumps(tool_msgs[-1])
+
+
+def test_plain_docker_compose_run_works_with_the_workdir_from_an_env_var(
+    stack: Stack, docker: Any, workdir: Path
+) -> None:
+    stack.ccstack("up", "test")
+    content = f"plain compose run {secrets.token_hex(8)}\n"
+    script_upstream(stack, docker, write_tool_script("/workspace/plain.txt", content))
+    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
+    cmd = stack.compose("run", "--rm", "-T", "claude-sandbox", "claude", "-p", "Write plain.txt.", *CLAUDE_P)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert result_event(r.stdout)["subtype"] == "success"
+    assert (workdir / "plain.txt").read_text(encoding="utf-8") == content
+    assert (workdir / "plain.txt").stat().st_uid == AGENT_UID
+
+
+def test_the_sandbox_is_preconfigured_and_hardened(stack: Stack, docker: Any, workdir: Path) -> None:
+    stack.ccstack("up", "test")
+    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
+    probe = (
+        "id -u; id -g; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "
+        "cat /proc/sys/net/ipv6/conf/all/disable_ipv6; "
+        'node -e \'const c=require(process.env.CLAUDE_CONFIG_DIR+"/.claude.json");'
+        'console.log(c.hasCompletedOnboarding, c.projects["/workspace"].hasTrustDialogAccepted)\'; '
+        'test -n "$ANTHROPIC_AUTH_TOKEN" && echo token-set; echo "$ANTHROPIC_BASE_URL"; '
+        "touch /usr/x 2>/dev/null || echo rootfs-ro; "
+        "touch /workspace/.mcp.json 2>/dev/null || echo mcp-ro; "
+        "touch /workspace/.git/hooks/x 2>/dev/null || echo hooks-ro; "
+        "cat /etc/claude-code/managed-settings.json >/dev/null && echo managed; "
+        "test -S /var/run/docker.sock || echo no-docker-sock"
+    )
+    cmd = stack.compose("run", "--rm", "-T", "claude-sandbox", "bash", "-c", probe)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert lines[:2] == [str(AGENT_UID), str(AGENT_GID)]
+    out = r.stdout
+    assert "CapEff:\t0000000000000000" in out
+    assert "NoNewPrivs:\t1" in out
+    for word in ("true true", "token-set", "http://proxy:8787", "rootfs-ro", "mcp-ro", "hooks-ro", "managed"):
+        assert word in out, (word, out)
+    assert "no-docker-sock" in out
+    assert out.splitlines()[4] == "1"  # IPv6 disabled
+    assert stack.token not in out  # only its presence was printed
