@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
             f"{stack.DEFAULT_MODEL}); other modes: the upstream model name",
         )
         p.add_argument("--side-model", help="upstream model for side requests (titles, haiku)")
+        p.add_argument(
+            "--chat-template",
+            help="local: a chat template of backends/llama-server/templates (name without .jinja); "
+            "'' = the model's own (default: qwen2.5-coder-tools for the shipped Qwen models)",
+        )
         p.add_argument("--upstream", help="override the mode's upstream base URL (incl. /v1)")
         p.add_argument("--key-file", help="file with the upstream API key (else the mode's env var)")
         p.add_argument("--context-window", type=int, help="the backend's context window in tokens")
@@ -79,6 +84,7 @@ def _up_request(args: argparse.Namespace) -> stack.UpRequest:
         mode=args.mode,
         model=args.model,
         side_model=args.side_model,
+        chat_template=args.chat_template,
         upstream=args.upstream,
         key_file=args.key_file,
         context_window=args.context_window,

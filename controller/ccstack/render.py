@@ -6,9 +6,9 @@ compose.yaml interpolates: UID/GID, state directory) and ``profiles``/``services
 the caller resolves paths, keys and models first, and tests compare dicts.
 
 Overlay values that must *replace* compose.yaml's rather than merge with them are wrapped in
-:class:`Override` (written as Compose's ``!override`` tag): the proxy's and the agent's environment,
-llama-server's command. Everything else merges the usual Compose way (mappings by key, volumes by
-target, lists appended).
+:class:`Override` (written as Compose's ``!override`` tag; :class:`Reset` is ``!reset``): the
+proxy's, the agent's and llama-server's environment. Everything else merges the usual Compose way
+(mappings by key, volumes by target, lists appended).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccstack.modes import Mode
+from ccstack.modes import LOCAL_CONTEXT, Mode
 from ccstack.policy import WORKDIR, Policies
 
 HEADER = (
@@ -27,7 +27,7 @@ HEADER = (
 PROXY_URL = "http://proxy:8787"
 EGRESS_PROXY_URL = "http://egress-proxy:3128"
 MODEL_IN_CONTAINER = "/models/model.gguf"
-HUB_CACHE = "/models-cache"
+HUB_CACHE = "/models/cache"
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ class Override:
     """A value that replaces compose.yaml's instead of merging (``!override``)."""
 
     value: Any
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Removes compose.yaml's value (``!reset``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class RenderOptions:
     context_window: int | None = None
     max_output_tokens: int | None = None
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
+    chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
     extra_env: Mapping[str, str] = field(default_factory=dict)  # extra proxy environment
 
@@ -127,12 +133,20 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
     return env
 
 
-def llama_command(mode: Mode, opts: RenderOptions) -> list[str]:
-    window = opts.context_window or mode.context_window or 32768
-    cmd = ["--host", "0.0.0.0", "--port", "8080"]
-    cmd += ["--hf-repo", opts.hub_model] if opts.hub_model else ["--model", MODEL_IN_CONTAINER]
-    cmd += ["--jinja", "--ctx-size", str(window), "--parallel", "2", "--metrics"]
-    return cmd + list(opts.llama_args)
+def llama_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
+    """LLAMA_* settings of backends/llama-server/entrypoint.sh (one slot per conversation + side requests)."""
+    env = {
+        "LLAMA_PARALLEL": "2",
+        "LLAMA_CTX_PER_SLOT": str(opts.context_window or mode.context_window or LOCAL_CONTEXT),
+        "LLAMA_CHAT_TEMPLATE": opts.chat_template or "",
+    }
+    if opts.hub_model:
+        env |= {"LLAMA_HF_REPO": opts.hub_model, "LLAMA_CACHE": HUB_CACHE}
+    else:
+        env["LLAMA_MODEL"] = MODEL_IN_CONTAINER
+    if opts.llama_args:
+        env["LLAMA_EXTRA_ARGS"] = " ".join(opts.llama_args)
+    return env
 
 
 def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
@@ -187,10 +201,11 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
     }
 
     if "llama-server" in mode.backend_services:
-        llama: dict[str, Any] = {"command": Override(llama_command(mode, opts))}
+        llama: dict[str, Any] = {"environment": Override(llama_environment(mode, opts))}
         if opts.hub_model:
-            llama["volumes"] = Override([{"type": "volume", "source": "llama-models", "target": HUB_CACHE}])
-            llama["environment"] = {"LLAMA_CACHE": HUB_CACHE}
+            # The image's own user owns /models; the hub download needs the internet.
+            llama["user"] = Reset()
+            llama["volumes"] = Override([{"type": "volume", "source": "llama-models", "target": "/models"}])
             llama["networks"] = ["backend", "egress"]
             overlay["volumes"] = {"llama-models": {}}
         elif opts.model_file:
@@ -227,7 +242,11 @@ def to_yaml(rendered: Rendered, mode: Mode) -> str:
             return dumper.represent_mapping("!override", data.value)
         return dumper.represent_sequence("!override", data.value)
 
+    def represent_reset(dumper: yaml.SafeDumper, data: Reset) -> yaml.Node:
+        return dumper.represent_scalar("!reset", "")
+
     Dumper.add_representer(Override, represent_override)
+    Dumper.add_representer(Reset, represent_reset)
     body = yaml.dump(rendered.overlay, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120)
     return HEADER.format(mode=mode.name) + body
 

@@ -8,6 +8,7 @@ name and profiles; ``.env`` is written (when the state directory is the default 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ccstack.egress import render_squid_conf
+from ccstack.models import ModelError, get_spec
 from ccstack.modes import Mode, parse_mode
 from ccstack.policy import Policies, ProtectedPath, load_policies
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
@@ -185,6 +187,7 @@ class ModelChoice:
     name: str
     file: str | None = None
     hub: str | None = None
+    registry: bool = False  # a name of ccstack.models' registry
 
 
 def resolve_model(spec: str | None, *, fetch: bool = True) -> ModelChoice:
@@ -203,15 +206,26 @@ def resolve_model(spec: str | None, *, fetch: bool = True) -> ModelChoice:
                 f"(`python -m ccstack.models list`), or hf:OWNER/REPO[:QUANT]"
             )
         return ModelChoice(name=path.stem, file=str(path.resolve()))
+    try:
+        get_spec(spec)
+    except ModelError:
+        raise StackError(
+            f"unknown model {spec!r}: give a .gguf file path, hf:OWNER/REPO[:QUANT], or one of "
+            "`python -m ccstack.models list`"
+        ) from None
     if not fetch:
-        return ModelChoice(name=spec)
+        return ModelChoice(name=spec, registry=True)
+    print(f"ccstack: fetching model {spec} (once; cached afterwards)", file=sys.stderr)
     r = subprocess.run(
-        [sys.executable, "-m", "ccstack.models", "fetch", spec], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "ccstack.models", "fetch", spec],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
     )
     lines = r.stdout.strip().splitlines()
     if r.returncode != 0 or not lines or not Path(lines[-1]).is_file():
-        raise StackError(f"model {spec!r} could not be fetched:\n{r.stderr.strip() or r.stdout.strip()}")
-    return ModelChoice(name=spec, file=str(Path(lines[-1]).resolve()))
+        raise StackError(f"model {spec!r} could not be fetched (see the messages above)")
+    return ModelChoice(name=spec, file=str(Path(lines[-1]).resolve()), registry=True)
 
 
 def ensure_protected_paths(workdir: Path, protected: Sequence[ProtectedPath], uid: int, gid: int) -> None:
@@ -314,6 +328,7 @@ class UpRequest:
     mode: str
     model: str | None = None  # local: path / hf: ref / registry name; others: upstream model name
     side_model: str | None = None
+    chat_template: str | None = None  # local: template name in backends/llama-server/templates
     upstream: str | None = None
     key_file: str | None = None
     context_window: int | None = None
@@ -346,10 +361,13 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
     )
     if mode.name == "local":
         choice = resolve_model(req.model, fetch=req.fetch)
-        if choice.file is None and choice.hub is None:
-            choice = ModelChoice(name=choice.name, file=str(paths.default_model_link))
-        opts = RenderOptions(
-            **{**asdict(opts), "model": choice.name, "model_file": choice.file, "hub_model": choice.hub}
+        template = req.chat_template
+        if template is None and choice.registry:
+            template = get_spec(choice.name).chat_template  # e.g. the small Qwen models' tool template
+        if choice.file is None and choice.hub is None:  # `render` without fetching: the default place
+            choice = dataclasses.replace(choice, file=str(paths.default_model_link))
+        opts = dataclasses.replace(
+            opts, model=choice.name, model_file=choice.file, hub_model=choice.hub, chat_template=template
         )
         if choice.file and Path(choice.file) != paths.default_model_link:
             link = paths.default_model_link
@@ -379,7 +397,10 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         services=list(rendered.services),
         env=rendered.env,
         publish_port=req.publish_port,
-        extra={"protected": [p.spec for p in policies.mounts.protected], "model": opts.model},
+        extra={
+            "protected": [p.spec for p in policies.mounts.protected],
+            "model": opts.model or mode.default_model,
+        },
     )
     return mode, rendered, state
 

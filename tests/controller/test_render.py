@@ -128,24 +128,31 @@ def test_anthropic_mode_keeps_claude_model_names() -> None:
 
 
 def test_local_mounts_the_model_file_read_only_and_sizes_the_context() -> None:
-    llama = services("local", model_file="/data/m.gguf", context_window=8192)["llama-server"]
+    llama = services("local", model_file="/data/m.gguf", context_window=8192, chat_template="tpl")[
+        "llama-server"
+    ]
     assert llama["volumes"] == [
         {"type": "bind", "source": "/data/m.gguf", "target": "/models/model.gguf", "read_only": True}
     ]
-    cmd = llama["command"]
-    assert cmd[cmd.index("--ctx-size") + 1] == "8192"
-    assert "--jinja" in cmd
-    assert cmd[cmd.index("--model") + 1] == "/models/model.gguf"
+    assert llama["environment"] == {
+        "LLAMA_MODEL": "/models/model.gguf",
+        "LLAMA_PARALLEL": "2",
+        "LLAMA_CTX_PER_SLOT": "8192",
+        "LLAMA_CHAT_TEMPLATE": "tpl",
+    }
+    assert "user" not in llama  # compose.yaml's: the invoking user
 
 
 def test_local_with_a_hub_model_fetches_into_a_named_volume() -> None:
     rendered = render(parse_mode("local"), opts(hub_model="org/repo-GGUF:Q4_K_M"), policies())
     overlay = plain(rendered.overlay)
     llama = overlay["services"]["llama-server"]
-    assert llama["command"][llama["command"].index("--hf-repo") + 1] == "org/repo-GGUF:Q4_K_M"
-    assert llama["volumes"] == [{"type": "volume", "source": "llama-models", "target": "/models-cache"}]
+    assert llama["environment"]["LLAMA_HF_REPO"] == "org/repo-GGUF:Q4_K_M"
+    assert "LLAMA_MODEL" not in llama["environment"]
+    assert llama["volumes"] == [{"type": "volume", "source": "llama-models", "target": "/models"}]
     assert "egress" in llama["networks"]
     assert overlay["volumes"] == {"llama-models": {}}
+    assert "user: !reset" in to_yaml(rendered, parse_mode("local"))
 
 
 def test_local_without_a_model_is_an_error() -> None:

@@ -9,6 +9,7 @@ import pytest
 from ccstack import stack
 from ccstack.modes import parse_mode
 from ccstack.policy import parse_mounts
+from ccstack.render import plain
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +31,21 @@ def test_hub_reference() -> None:
 
 
 def test_registry_name_without_fetch() -> None:
-    assert stack.resolve_model(None, fetch=False) == stack.ModelChoice(name=stack.DEFAULT_MODEL)
+    assert stack.resolve_model(None, fetch=False) == stack.ModelChoice(
+        name=stack.DEFAULT_MODEL, registry=True
+    )
+    with pytest.raises(stack.StackError, match="unknown model 'nope'"):
+        stack.resolve_model("nope", fetch=False)
+
+
+def test_render_local_uses_the_registry_chat_template(tmp_path: Path) -> None:
+    paths = stack.Paths(repo=stack.REPO, state_dir=tmp_path)
+    _mode, rendered, _state = stack.prepare(
+        paths, stack.UpRequest(mode="local", fetch=False), {"CCSANDBOX_UID": "1000"}
+    )
+    llama = plain(rendered.overlay)["services"]["llama-server"]
+    assert llama["environment"]["LLAMA_CHAT_TEMPLATE"] == "qwen2.5-coder-tools"
+    assert llama["volumes"][0]["source"] == str(tmp_path / "models" / "model.gguf")
 
 
 def test_missing_key_says_what_to_set() -> None:

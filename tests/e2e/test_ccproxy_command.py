@@ -154,6 +154,51 @@ def test_client_disconnect_is_seen_by_the_real_server(stack: Any) -> None:
     assert 'ccproxy_requests_total{endpoint="messages",model="claude-opus-4-8",status="499"' in metrics
 
 
+def test_anthropic_sdk_over_real_sockets(stack: Any, tmp_path: Path) -> None:
+    import anthropic
+
+    key_file = tmp_path / "key"
+    key_file.write_text("upstream-secret\n")
+    args = {"file_path": "/tmp/x.txt", "content": "a\nb\n"}
+    url = stack(
+        [{"tool_calls": [{"name": "Write", "arguments": args}], "chunks": 6}, {"text": "plain answer"}],
+        "--token",
+        "tok",
+        "--upstream-key-file",
+        str(key_file),
+        "--model",
+        "scripted",
+    )
+    client = anthropic.Anthropic(base_url=url, api_key="tok", max_retries=0)
+    with client.messages.stream(
+        model="claude-sonnet-5",
+        max_tokens=500,
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "write it"}],
+    ) as stream:
+        message = stream.get_final_message()
+    assert message.stop_reason == "tool_use"
+    (tool,) = message.content
+    assert tool.type == "tool_use"
+    assert tool.input == args
+    plain = client.messages.create(
+        model="claude-sonnet-5",
+        max_tokens=50,
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "and now?"}],
+    )
+    assert plain.content[0].type == "text"
+    assert plain.content[0].text == "plain answer"
+    count = client.messages.count_tokens(
+        model="claude-sonnet-5", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert count.input_tokens > 0
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=url, api_key="nope", max_retries=0).messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+
+
 def test_non_loopback_without_token_is_refused() -> None:
     if not CCPROXY.exists():
         pytest.fail(f"ccproxy console script missing at {CCPROXY}")

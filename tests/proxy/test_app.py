@@ -526,6 +526,7 @@ async def call_asgi_until(
     *,
     disconnect_when: Callable[[bytes], bool] = lambda received: False,
     disconnect_after: float | None = None,
+    refuse_start: bool = False,
 ) -> bytes:
     """Drive the ASGI app directly; send http.disconnect once the received bytes satisfy the condition."""
     raw = json.dumps(body).encode()
@@ -557,6 +558,8 @@ async def call_asgi_until(
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
+        if refuse_start and message["type"] == "http.response.start":
+            raise OSError("connection reset by peer")
         if message["type"] == "http.response.body":
             received.extend(message.get("body", b""))
             if disconnect_when(bytes(received)):
@@ -578,6 +581,15 @@ async def test_client_disconnect_cancels_the_upstream_request() -> None:
     assert stream.cancelled
     metrics = app.state.proxy.metrics.render().decode()
     assert 'status="499"' in metrics
+
+
+async def test_client_gone_before_the_first_byte_still_cancels_the_upstream() -> None:
+    answer, stream = streaming([30.0, *TEXT_STREAM])
+    app = create_app(BASE, transport=httpx.MockTransport(FakeUpstream(answer)))
+    with pytest.raises(OSError, match="reset"):
+        await call_asgi_until(app, messages_body(stream=True), refuse_start=True)
+    await asyncio.wait_for(stream.closed.wait(), 2)
+    assert 'status="499"' in app.state.proxy.metrics.render().decode()
 
 
 async def test_client_disconnect_cancels_a_non_streamed_upstream_request() -> None:

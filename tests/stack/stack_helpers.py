@@ -96,7 +96,8 @@ class Stack:
         return [*cmd, *args]
 
     def compose_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return self.env | self.state["env"] | (extra or {})
+        state_env: dict[str, str] = self.state["env"]
+        return self.env | state_env | (extra or {})
 
     def container(self, docker: Any, service: str) -> Any:
         found = docker.containers.list(

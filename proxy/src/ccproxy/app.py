@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ccproxy import __version__
 from ccproxy.config import Settings
@@ -349,11 +350,7 @@ class Proxy:
             input_tokens=prompt_tokens,
             stop_sequences=req.stop_sequences or (),
         )
-        return StreamingResponse(
-            pump.relay(translator),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
+        return RelayResponse(pump, pump.relay(translator))
 
     def _stream_finished(self, call: Call) -> Callable[[StreamStats], None]:
         """Accounting for a stream when it ends (or the client leaves)."""
@@ -409,7 +406,7 @@ class Proxy:
         if early is not None:
             relay.cancel()
             return self.error_response(call, early)
-        return StreamingResponse(relay.relay(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return RelayResponse(relay, relay.relay())
 
     async def _raw_send(
         self, path: str, raw: bytes, headers: Mapping[str, str], query: str
@@ -601,6 +598,21 @@ def log_line(
     if error is not None:
         parts.append(f"error={error.error_type}: {error.message[:300]}")
     return " ".join(parts)
+
+
+class RelayResponse(StreamingResponse):
+    """A streaming response that always closes its relay, even when the client leaves before the
+    first byte (then Starlette never starts the body iterator and no `finally` in it would run)."""
+
+    def __init__(self, relay: StreamPump | RawRelay, body: AsyncIterator[bytes]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._relay.close()
 
 
 def new_id(prefix: str) -> str:

@@ -104,6 +104,7 @@ class _UpstreamTask:
         self._started = asyncio.Event()
         self._early_error: ProxyError | None = None
         self._task: asyncio.Task[None] | None = None
+        self._relayed = False  # the relay generator ran to its end
         self.stats = stats
 
     def start(self) -> None:
@@ -149,7 +150,18 @@ class _UpstreamTask:
         else:
             self._queue.put_nowait(item)
 
+    def close(self) -> None:
+        """End of the client response, however it ended (idempotent): stop the upstream request and
+        account for the stream once. A response that ends before its relay finished means the client
+        went away."""
+        if self.stats.finished is None:
+            if not self._relayed:
+                self.stats.disconnected = True
+            self._finished()
+
     def _finished(self) -> None:
+        if self.stats.finished is not None:
+            return
         self.stats.finished = time.monotonic()
         self.cancel()
         if self._on_finish is not None:
@@ -278,6 +290,7 @@ class StreamPump(_UpstreamTask):
                 stats.observe(events)
                 if events:
                     yield encode_events(events)
+            self._relayed = True
         except (asyncio.CancelledError, GeneratorExit):
             stats.disconnected = True
             raise
@@ -319,6 +332,7 @@ class RawRelay(_UpstreamTask):
                     yield item
                     continue
                 if item is _END and stopped:
+                    self._relayed = True
                     break
                 err = (
                     item
@@ -327,6 +341,7 @@ class RawRelay(_UpstreamTask):
                 )
                 stats.error = err
                 yield (b"" if tail.endswith(b"\n\n") else b"\n\n") + encode_event(err.to_body())
+                self._relayed = True
                 break
         except (asyncio.CancelledError, GeneratorExit):
             stats.disconnected = True
