@@ -85,6 +85,8 @@ MODES: dict[str, Mode] = {
             egress=True,
             key_env="OPENROUTER_API_KEY",
             default_model="qwen/qwen3-coder",
+            # Claude Code assumes 32k for names it does not know; --context-window for other models.
+            context_window=131072,
         ),
         Mode(
             name="anthropic",

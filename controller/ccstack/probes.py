@@ -164,6 +164,22 @@ def host_addresses(interface: str | None = None) -> list[dict[str, str]]:
     return out
 
 
+def host_route_is_local(address: str) -> bool:
+    """Whether this host routes ``address`` to one of its own bridges (no gateway): a packet a container
+    sends there through the host stays on this machine. An address of a network without a host address
+    (``inhibit_ipv4``) would instead follow the host's default route out of the machine."""
+    try:
+        r = subprocess.run(["ip", "-j", "route", "get", address], capture_output=True, text=True, timeout=10)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    if r.returncode != 0:
+        return False
+    routes = json.loads(r.stdout or "[]")
+    return bool(routes) and all(
+        "gateway" not in route and str(route.get("dev", "")).startswith(("br-", "docker")) for route in routes
+    )
+
+
 # --- logs of the fake internet ------------------------------------------------------------------------
 
 
@@ -481,18 +497,14 @@ def probe_proxy_tricks(
 # --- registry egress (Squid) --------------------------------------------------------------------------
 
 
-def route_is_local(container: str, address: str) -> bool:
-    """Whether ``container`` routes IPv4 ``address`` to a directly attached network (not a gateway).
+def routes_locally(route_table: str, address: str) -> bool:
+    """Whether a /proc/net/route table sends IPv4 ``address`` to a directly attached network.
 
-    Read from /proc/net/route (no tools needed in the container): the most specific matching route
-    must have no gateway. Probes send to an address only when it belongs to a network we created.
+    The most specific matching route must have no gateway (a default route does not count).
     """
-    proc = docker("exec", container, "cat", "/proc/net/route")
-    if proc.returncode != 0:
-        raise ProbeError(f"cannot read the routes of {container}: {proc.stderr.strip()}")
     target = int.from_bytes(socket.inet_aton(address), "big")
     best: tuple[int, bool] | None = None
-    for line in proc.stdout.splitlines()[1:]:
+    for line in route_table.splitlines()[1:]:
         f = line.split()
         if len(f) < 8:
             continue
@@ -500,6 +512,15 @@ def route_is_local(container: str, address: str) -> bool:
         if target & mask == dest and (best is None or mask > best[0]):
             best = (mask, gateway == 0)
     return best is not None and best[1]
+
+
+def route_is_local(container: str, address: str) -> bool:
+    """``routes_locally`` for a container (no tools needed in it): probes send to an address only when
+    it belongs to a network we created."""
+    proc = docker("exec", container, "cat", "/proc/net/route")
+    if proc.returncode != 0:
+        raise ProbeError(f"cannot read the routes of {container}: {proc.stderr.strip()}")
+    return routes_locally(proc.stdout, address)
 
 
 def egress_cases(net: FakeInternet, nonce: str) -> list[tuple[str, str, str, tuple[str, int]]]:
@@ -519,6 +540,12 @@ def egress_cases(net: FakeInternet, nonce: str) -> list[tuple[str, str, str, tup
             "egress-plain-http",
             f"GET http://{net.allowed_canary_name}/{nonce} HTTP/1.1\r\n"
             f"Host: {net.allowed_canary_name}\r\n\r\n",
+            "raw",
+            (ip, 80),
+        ),
+        (
+            "egress-squid-manager",
+            "GET /squid-internal-mgr/menu HTTP/1.1\r\nHost: egress-proxy:3128\r\n\r\n",
             "raw",
             (ip, 80),
         ),
@@ -679,7 +706,12 @@ def probe_token_checked(sb: Sandbox, token: str) -> ProbeResult:
 
 
 def probe_token_replay(sb: Sandbox, token: str, *, replay_from: Sequence[tuple[str, str]]) -> ProbeResult:
-    """The agent's token replayed at the proxy from other containers: (container, proxy address) pairs."""
+    """The agent's token replayed at the proxy from other containers: (container, proxy address) pairs.
+
+    Only addresses this host routes to one of its own bridges are tried: an address without a host
+    route (the agent network has no host address) is unreachable from any other container by
+    construction, and a packet sent to it would follow the host's default route off the machine.
+    """
     req = (
         f"GET /v1/models HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {token}\r\nx-api-key: {token}\r\n"
         "Connection: close\r\n\r\n"
@@ -687,12 +719,18 @@ def probe_token_replay(sb: Sandbox, token: str, *, replay_from: Sequence[tuple[s
     outcomes = []
     accepted = []
     for container, address in replay_from:
+        if not host_route_is_local(address):
+            outcomes.append(f"{address}: no route from the host (not tried)")
+            continue
         r = exec_op(container, {"op": "tcp", "host": address, "port": sb.proxy_port, "send": req})
         status = str(r.get("received", "")[9:12] or r.get("error"))
         outcomes.append(f"{container} -> {address}: {status}")
-        if status.startswith("2"):
-            accepted.append(address)
-    return _result("token-replay-other-container", "credentials", not accepted, "; ".join(outcomes))
+        if r.get("connected"):
+            accepted.append(f"{address} ({status})")
+    detail = "; ".join(outcomes)
+    if accepted:
+        detail = f"REACHED the proxy at {accepted}; " + detail
+    return _result("token-replay-other-container", "credentials", not accepted, detail)
 
 
 # --- privileges, files, mounts ------------------------------------------------------------------------
@@ -826,6 +864,7 @@ STANDARD_MOUNTS = (
     "/etc/hostname",
     "/etc/hosts",
     "/dev/console",
+    "/usr/sbin/docker-init",  # the engine's tini (compose `init: true`), read-only
 )
 STANDARD_PREFIXES = ("/proc/", "/sys/fs/cgroup/", "/dev/")
 # Filesystems that carry nothing of the host (scratch space, kernel views).

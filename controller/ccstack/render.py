@@ -28,6 +28,7 @@ PROXY_URL = "http://proxy:8787"
 EGRESS_PROXY_URL = "http://egress-proxy:3128"
 MODEL_IN_CONTAINER = "/models/model.gguf"
 HUB_CACHE = "/models/cache"
+AUTO_COMPACT_FLOOR = 100_000
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,11 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
         }
     window = opts.context_window or mode.context_window
     if window:
-        env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] = str(window)
+        # The backend's real window, so auto-compaction fires in time. CLAUDE_CODE_AUTO_COMPACT_WINDOW
+        # has a 100k floor in Claude Code 2.1.x (it warns and ignores smaller values): only set it above.
         env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(window)
+        if window >= AUTO_COMPACT_FLOOR:
+            env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] = str(window)
     max_tokens = opts.max_output_tokens or mode.max_output_tokens
     if max_tokens:
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(max_tokens)

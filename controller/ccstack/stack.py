@@ -449,7 +449,9 @@ def down(paths: Paths, *, volumes: bool = False) -> None:
     check_docker()
     state = load_state(paths)
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
-    run_compose(paths, state, args, env={"CCSANDBOX_WORKDIR": str(paths.state_dir)})
+    # With the agent's profile, so its one-off containers and its state volume are part of the project.
+    everything = dataclasses.replace(state, profiles=[*state.profiles, "agent"])
+    run_compose(paths, everything, args, env={"CCSANDBOX_WORKDIR": str(paths.state_dir)})
     for f in (paths.token, paths.state_file):
         f.unlink(missing_ok=True)
     remove_dotenv(paths)

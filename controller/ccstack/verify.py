@@ -120,23 +120,35 @@ def probe_host_listener_local(sb: probes.Sandbox, network: str | None) -> probes
         listener.close()
 
 
-def probe_engine_dns() -> probes.ProbeResult:
-    """Docker Engine < 26 forwards DNS from internal networks via the host when the host's resolver is
-    a loopback address (systemd-resolved): CVE-2024-29018. Passes on >= 26 or without such a resolver."""
-    r = probes.docker("version", "--format", "{{.Server.Version}}")
-    version = r.stdout.strip()
+def _nameservers(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [
+        p[1] for p in (line.split() for line in text.splitlines()) if len(p) >= 2 and p[0] == "nameserver"
+    ]
+
+
+def engine_dns_verdict(version: str, host_resolvers: Sequence[str]) -> tuple[bool, str]:
+    """Docker Engine < 26 forwards DNS queries of containers on internal networks from the host's own
+    namespace when its upstream resolver is a loopback address (CVE-2024-29018): a DNS leak."""
     m = re.match(r"(\d+)", version)
     major = int(m.group(1)) if m else 0
-    loopback = []
-    with contextlib.suppress(OSError):
-        for line in Path("/etc/resolv.conf").read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == "nameserver" and parts[1].startswith(("127.", "::1")):
-                loopback.append(parts[1])
+    loopback = [ns for ns in host_resolvers if ns.startswith("127.") or ns == "::1"]
     ok = major >= 26 or not loopback
-    detail = f"engine {version or '?'}; host resolvers on loopback: {loopback or 'none'}"
+    detail = f"engine {version or '?'}; loopback upstream resolvers: {loopback or 'none'}"
     if not ok:
-        detail += " -> upgrade Docker Engine to 26+ (the agent's DNS queries can leak through the host)"
+        detail += " -> upgrade Docker Engine to 26+: the agent's DNS queries can leak through the host"
+    return ok, detail
+
+
+def probe_engine_dns() -> probes.ProbeResult:
+    version = probes.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    resolvers = _nameservers(Path("/etc/resolv.conf"))
+    if resolvers == ["127.0.0.53"]:  # systemd-resolved's stub: Docker uses the real upstreams instead
+        resolvers = _nameservers(Path("/run/systemd/resolve/resolv.conf")) or resolvers
+    ok, detail = engine_dns_verdict(version, resolvers)
     return probes.ProbeResult("engine-dns-forwarding", "dns", ok, detail)
 
 

@@ -117,14 +117,17 @@ def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
     assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
     assert env["DISABLE_AUTOUPDATER"] == "1"
     assert env["CLAUDE_CODE_ATTRIBUTION_HEADER"] == "0"
-    assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "16384"
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "16384"
+    assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in env  # 100k floor in Claude Code: it would warn
+    big = services("openrouter", context_window=262144)["claude-sandbox"]["environment"]
+    assert big["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == big["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "262144"
     assert "ANTHROPIC_AUTH_TOKEN" not in env  # it comes from the secret file, not the compose file
 
 
 def test_anthropic_mode_keeps_claude_model_names() -> None:
     env = services("anthropic")["claude-sandbox"]["environment"]
     assert not any(k.startswith("ANTHROPIC_DEFAULT_") or k == "ANTHROPIC_MODEL" for k in env)
-    assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in env
+    assert "CLAUDE_CODE_MAX_CONTEXT_TOKENS" not in env
 
 
 def test_local_mounts_the_model_file_read_only_and_sizes_the_context() -> None:

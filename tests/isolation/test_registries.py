@@ -15,4 +15,4 @@ def test_registry_egress(iso, net, record) -> None:
     record(*results)
     failed = [r for r in results if not r.passed]
     assert not failed, "; ".join(f"{r.name}: {r.detail} (control {r.control})" for r in failed)
-    assert len(results) >= 14
+    assert len(results) >= 16

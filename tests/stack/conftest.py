@@ -47,12 +47,12 @@ def images(docker: Any) -> dict[str, float]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, images: dict[str, float]) -> Iterator[Stack]:
+def stack(tmp_path: Path, images: dict[str, float], docker: Any) -> Iterator[Stack]:
     s = Stack(tmp_path)
     try:
         yield s
     finally:
-        s.down()
+        s.down(docker)
 
 
 @pytest.fixture

@@ -119,9 +119,23 @@ class Stack:
     def token(self) -> str:
         return (self.state_dir / "secrets" / "proxy_token").read_text(encoding="utf-8").strip()
 
-    def down(self) -> None:
-        if self.started and (self.state_dir / "state.json").exists():
+    def down(self, docker: Any) -> None:
+        """`ccstack down --volumes`, then check it left nothing of the project behind."""
+        if not self.started:
+            return
+        if (self.state_dir / "state.json").exists():
             self.ccstack("down", "--volumes", check=False)
+        label = {"label": f"com.docker.compose.project={self.project}"}
+        left = [c.name for c in docker.containers.list(all=True, filters=label)]
+        left += [v.name for v in docker.volumes.list(filters=label)]
+        left += [n.name for n in docker.networks.list(filters=label)]
+        for c in docker.containers.list(all=True, filters=label):
+            c.remove(force=True)
+        for v in docker.volumes.list(filters=label):
+            v.remove(force=True)
+        for n in docker.networks.list(filters=label):
+            n.remove()
+        assert not left, f"`ccstack down --volumes` left these behind: {left}"
 
 
 def http_json(

@@ -15,9 +15,9 @@ import contextlib
 import hmac
 import json
 import logging
+import random
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -74,7 +74,11 @@ PASSED_BACK_HEADERS = (
 BACKEND_INFO_TTL = 60.0
 BACKEND_RETRY = 5.0
 HEALTH_TIMEOUT = 3.0
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_RAW_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
 
 
 @dataclass
@@ -601,22 +605,67 @@ def log_line(
 
 
 class RelayResponse(StreamingResponse):
-    """A streaming response that always closes its relay, even when the client leaves before the
-    first byte (then Starlette never starts the body iterator and no `finally` in it would run)."""
+    """The SSE response of a relay, sent with as few writes as the stream allows.
 
-    def __init__(self, relay: StreamPump | RawRelay, body: AsyncIterator[bytes]) -> None:
-        super().__init__(body, media_type="text/event-stream", headers=SSE_HEADERS)
+    Unlike Starlette's `StreamingResponse` it needs no task group: one task watches for the client's
+    `http.disconnect` and cancels the sending task. The status line goes out with the first events,
+    and the stream's last events carry the end of the body. The relay is always closed, even when the
+    client leaves before the first byte (then the body iterator never started and no `finally` in it
+    would run)."""
+
+    def __init__(self, relay: StreamPump | RawRelay, body: AsyncGenerator[bytes, None]) -> None:
+        # StreamingResponse.__init__ without recomputing the same headers for every stream
+        self.body_iterator = self._body = body
+        self.status_code = 200
+        self.media_type = "text/event-stream"
+        self.background = None
+        self.raw_headers = list(SSE_RAW_HEADERS)
         self._relay = relay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        relay = self._relay
+        body = self._body
+        sender = asyncio.current_task()
+        assert sender is not None
+        ended = False  # the last body message is sent: a disconnect now is the normal end
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not ended:
+                gone = True
+                sender.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        started = False
         try:
-            await super().__call__(scope, receive, send)
+            async for chunk in body:
+                if not started:
+                    started = True
+                    await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+                ended = relay.last_chunk
+                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+            if not started:
+                await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if not ended:
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            sender.uncancel()
         finally:
-            self._relay.close()
+            watcher.cancel()
+            await body.aclose()
+            relay.close()
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+    """A unique id like `msg_0123…` (24 hex digits). Not a secret: the PRNG (seeded from the OS at
+    start) saves the `getrandom` system call `uuid4` costs."""
+    return f"{prefix}_{random.getrandbits(96):024x}"
 
 
 def decode_request_json(raw: bytes) -> object:
@@ -643,7 +692,29 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse(err.to_body(), status_code=err.status)
 
 
-def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+class ProxyApp:
+    """The ASGI entry point. `POST /v1/messages`, the hot path, goes straight to the proxy: Starlette's
+    middleware stack and router cost more CPU than the rest of a streamed request's server side.
+    Everything else (other endpoints, 404/405, lifespan) is the Starlette app's."""
+
+    def __init__(self, proxy: Proxy, routed: Starlette) -> None:
+        self.proxy = proxy
+        self.routed = routed
+        self.state = routed.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/messages" and scope["method"] == "POST":
+            request = Request(scope, receive)
+            try:
+                response = await self.proxy.messages(request)
+            except Exception as exc:  # as the Starlette app's handler: an Anthropic-shaped 500
+                response = await _unexpected(request, exc)
+            await response(scope, receive, send)
+        else:
+            await self.routed(scope, receive, send)
+
+
+def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> ProxyApp:
     """The proxy app. `transport` replaces the network for the upstream client (tests)."""
     proxy = Proxy(settings, transport)
 
@@ -662,10 +733,10 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         Route("/metrics", proxy.metrics_endpoint, methods=["GET"]),
         Route("/", proxy.root, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(
+    routed = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
     )
-    app.state.proxy = proxy
-    return app
+    routed.state.proxy = proxy
+    return ProxyApp(proxy, routed)

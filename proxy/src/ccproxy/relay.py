@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,6 +37,9 @@ log = logging.getLogger("ccproxy")
 
 _END = object()
 _QUEUE_SIZE = 4096
+DRAIN_SECONDS = 5.0
+"""How long the rest of an upstream response after `[DONE]` may take to arrive (read so the keep-alive
+connection goes back to the pool)."""
 
 
 class Translator(Protocol):
@@ -105,14 +108,19 @@ class _UpstreamTask:
         self._early_error: ProxyError | None = None
         self._task: asyncio.Task[None] | None = None
         self._relayed = False  # the relay generator ran to its end
+        self._ended = False  # the end of the stream is queued; the upstream task only drains now
+        self.last_chunk = False
+        """The bytes the relay yielded last end the stream (the response can end with them)."""
         self.stats = stats
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._produce())
 
     def cancel(self) -> None:
-        """Stop the upstream request (closes its connection); safe to call at any time."""
-        if self._task is not None and not self._task.done():
+        """Stop the upstream request (closes its connection); safe to call at any time. A request
+        whose stream already ended is left to drain its last bytes (bounded by DRAIN_SECONDS), so its
+        connection can be reused."""
+        if self._task is not None and not self._task.done() and not self._ended:
             self._task.cancel()
 
     async def wait_started(self, seconds: float) -> ProxyError | None:
@@ -130,16 +138,28 @@ class _UpstreamTask:
                 self.stats.first_byte = time.monotonic()
                 self._started.set()
                 await self._read(response)
-            await self._put(_END)
+            await self._end()
         except asyncio.CancelledError:
             raise
-        except ProxyError as err:
-            await self._put_error(err)
-        except httpx.HTTPError as exc:
-            await self._put_error(transport_error(exc, self._read_timeout))
         except Exception as exc:
-            log.exception("upstream stream failed")
-            await self._put_error(ApiError(f"proxy error while reading the upstream: {type(exc).__name__}"))
+            if self._ended:  # the client has its whole answer; only the drain failed
+                log.debug("upstream response not drained after its end: %r", exc)
+            else:
+                await self._put_error(self._as_proxy_error(exc))
+
+    def _as_proxy_error(self, exc: Exception) -> ProxyError:
+        if isinstance(exc, ProxyError):
+            return exc
+        if isinstance(exc, httpx.HTTPError):
+            return transport_error(exc, self._read_timeout)
+        log.exception("upstream stream failed", exc_info=exc)
+        return ApiError(f"proxy error while reading the upstream: {type(exc).__name__}")
+
+    async def _end(self) -> None:
+        """Queue the end of the stream (once)."""
+        if not self._ended:
+            self._ended = True
+            await self._put(_END)
 
     async def _read(self, response: httpx.Response) -> None:
         raise NotImplementedError
@@ -227,11 +247,10 @@ class StreamPump(_UpstreamTask):
 
     async def _read(self, response: httpx.Response) -> None:
         decoder = SSEDataDecoder()
-        done = False
-        async for data in response.aiter_bytes():
-            if done:
-                continue  # drain to the end so the keep-alive connection can be reused
+        stream = response.aiter_bytes()
+        async for data in stream:
             chunks: list[dict[str, Any]] = []
+            done = False
             try:
                 for payload in decoder.feed(data):
                     if payload == b"[DONE]":
@@ -242,10 +261,17 @@ class StreamPump(_UpstreamTask):
             finally:
                 if chunks:
                     await self._put(chunks)
-        if not done:
-            chunks = [parse_chunk(p) for p in decoder.flush() if p and p != b"[DONE]"]
-            if chunks:
-                await self._put(chunks)
+            if done:
+                # The client's stream can end now, in the same write as the last chunks; the rest of
+                # the upstream response is read only so the keep-alive connection can be reused.
+                await self._end()
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    async for _ in stream:
+                        pass
+                return
+        chunks = [parse_chunk(p) for p in decoder.flush() if p and p != b"[DONE]"]
+        if chunks:
+            await self._put(chunks)
 
     def _translate(self, translator: Translator, item: object) -> tuple[list[dict[str, Any]], bool]:
         """Events for one queued item, and whether the stream ends with them."""
@@ -269,27 +295,33 @@ class StreamPump(_UpstreamTask):
             stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
             return [stats.error.to_body()], True
 
-    async def relay(self, translator: Translator) -> AsyncIterator[bytes]:
-        """The client's SSE bytes. Always ends with message_stop or an error event."""
+    async def relay(self, translator: Translator) -> AsyncGenerator[bytes, None]:
+        """The client's SSE bytes. Always ends with message_stop or an error event.
+
+        Each write carries everything queued so far: `message_start` goes out together with the chunks
+        that already arrived, and the stream's last events carry `last_chunk` so the response can end
+        in the same write."""
         stats = self.stats
         queue = self._queue
         try:
             events = translator.start()
-            stats.observe(events)
-            yield encode_events(events)
             last = False
-            while not last:
-                item = await self._next()
-                if item is None:
-                    yield PING
-                    continue
-                events, last = self._translate(translator, item)
+            while True:
                 while not last and not queue.empty():
                     more, last = self._translate(translator, queue.get_nowait())
                     events += more
-                stats.observe(events)
                 if events:
+                    stats.observe(events)
+                    self.last_chunk = last
                     yield encode_events(events)
+                if last:
+                    break
+                item = await self._next()
+                if item is None:
+                    yield PING
+                    events = []
+                    continue
+                events, last = self._translate(translator, item)
             self._relayed = True
         except (asyncio.CancelledError, GeneratorExit):
             stats.disconnected = True
@@ -310,7 +342,7 @@ class RawRelay(_UpstreamTask):
             if data:
                 await self._put(data)
 
-    async def relay(self) -> AsyncIterator[bytes]:
+    async def relay(self) -> AsyncGenerator[bytes, None]:
         stats = self.stats
         usage = SSEDataDecoder()  # usage from message_start / message_delta, for logs and metrics
         tail = b"\n\n"  # the last bytes forwarded (an event boundary when they end with a blank line)

@@ -230,11 +230,24 @@ class _V6TcpServer(socketserver.ThreadingTCPServer):
         super().server_bind()
 
 
-def run_dns(records: dict[str, list[str]], port: int) -> None:
+class _V4UdpServer(socketserver.ThreadingUDPServer):
+    allow_reuse_address = True
+
+
+class _V4TcpServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def run_dns(records: dict[str, list[str]], port: int, bind: str = "::") -> None:
     _DnsUdp.records = records
     _DnsTcp.records = records
-    udp = _V6UdpServer(("::", port), _DnsUdp)
-    tcp = _V6TcpServer(("::", port), _DnsTcp)
+    udp: socketserver.ThreadingUDPServer
+    tcp: socketserver.ThreadingTCPServer
+    if ":" in bind:
+        udp, tcp = _V6UdpServer((bind, port), _DnsUdp), _V6TcpServer((bind, port), _DnsTcp)
+    else:
+        udp, tcp = _V4UdpServer((bind, port), _DnsUdp), _V4TcpServer((bind, port), _DnsTcp)
     threading.Thread(target=tcp.serve_forever, daemon=True).start()
     log_event("ready", "-", records=records, port=port)
     udp.serve_forever()
@@ -310,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dns = sub.add_parser("dns")
     dns.add_argument("--record", action="append", default=[], help="SUFFIX=IP (repeatable)")
     dns.add_argument("--port", type=int, default=53)
+    dns.add_argument("--bind", default="::", help="address to listen on (default '::', dual-stack)")
     registry = sub.add_parser("registry")
     registry.add_argument("--http-port", type=int, default=80)
     registry.add_argument("--https-port", type=int)
@@ -326,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for record in args.record:
             suffix, address = record.lower().split("=", 1)
             records.setdefault(suffix, []).append(address)
-        run_dns(records, args.port)
+        run_dns(records, args.port, args.bind)
     else:
         run_registry(args.http_port, args.https_port, args.cert, args.key)
     return 0
