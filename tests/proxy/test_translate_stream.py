@@ -473,3 +473,76 @@ def test_start_twice_is_a_bug() -> None:
     t.start()
     with pytest.raises(RuntimeError):
         t.start()
+
+
+# --- recorded llama-server streams (tests/fixtures/llama_server, owner: llama) -----------------------------
+
+LLAMA = FIXTURES / "llama_server"
+
+
+def upstream_tool_arguments(chunks: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """(id, name, concatenated arguments) of the single tool call in an upstream stream."""
+    call_id = name = ""
+    arguments = []
+    for chunk in chunks:
+        for choice in chunk.get("choices", []):
+            for call in choice.get("delta", {}).get("tool_calls") or []:
+                call_id = call.get("id") or call_id
+                name = call.get("function", {}).get("name") or name
+                arguments.append(call.get("function", {}).get("arguments") or "")
+    return call_id, name, "".join(arguments)
+
+
+def final_usage(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    usage: dict[str, Any] = next(c["usage"] for c in reversed(chunks) if c.get("usage"))
+    return usage
+
+
+@pytest.mark.parametrize("name", ["tool_call", "tool_call_required"])
+def test_llama_server_tool_call_stream(name: str) -> None:
+    chunks = read_sse(LLAMA / f"{name}.sse")
+    events = translate(chunks)
+    check_protocol(events)
+    call_id, tool_name, arguments = upstream_tool_arguments(chunks)
+    starts = [e for e in events if e["type"] == "content_block_start"]
+    assert [s["content_block"]["type"] for s in starts] == ["tool_use"]
+    assert starts[0]["content_block"]["id"] == call_id
+    assert starts[0]["content_block"]["name"] == tool_name == "write_file"
+    deltas = [
+        e["delta"]["partial_json"] for e in events if e.get("delta", {}).get("type") == "input_json_delta"
+    ]
+    assert len(deltas) > 1  # streamed in fragments, as the upstream sent them
+    assert "".join(deltas) == arguments
+    message = fold(events)
+    assert message.content[0].input == json.loads(arguments)
+    assert set(message.content[0].input) == {"path", "content"}
+    assert message.stop_reason == "tool_use"
+    usage = final_usage(chunks)
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    assert events[-2]["usage"] == {
+        "input_tokens": usage["prompt_tokens"] - cached,
+        "output_tokens": usage["completion_tokens"],
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
+    assert cached > 0  # recorded with a warm slot
+
+
+@pytest.mark.parametrize(("name", "reason"), [("text", "end_turn"), ("text_length", "max_tokens")])
+def test_llama_server_text_stream(name: str, reason: str) -> None:
+    chunks = read_sse(LLAMA / f"{name}.sse")
+    events = translate(chunks)
+    check_protocol(events)
+    message = fold(events)
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == upstream_text(chunks, "content")
+    assert message.stop_reason == reason
+    assert message.usage.output_tokens == final_usage(chunks)["completion_tokens"]
+
+
+def test_llama_server_json_schema_title_stream() -> None:
+    chunks = read_sse(LLAMA / "json_schema_title.sse")
+    message = fold(translate(chunks))
+    title = json.loads(message.content[0].text)
+    assert isinstance(title["title"], str)
+    assert message.stop_reason == "end_turn"

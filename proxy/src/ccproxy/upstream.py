@@ -2,8 +2,8 @@
 
 `Upstream` sends `httpx.Request`s through one pooled httpx transport, which is injectable (tests pass
 `httpx.MockTransport`). It calls the transport directly: `httpx.AsyncClient`'s layers (cookie jar,
-auth and redirect loops, event hooks) have nothing to do here and cost more CPU per request than the
-whole rest of the upstream call's Python code. It injects the upstream key, applies the proxy's own timeouts, and turns
+auth and redirect loops, event hooks) have nothing to do here and cost ~5% of a streamed request's
+CPU (profiled). It injects the upstream key, applies the proxy's own timeouts, and turns
 transport failures into Anthropic-shaped `ProxyError`s:
 
     httpx.ConnectError / ConnectTimeout / PoolTimeout -> OverloadedError (529, "upstream unreachable")
