@@ -11,6 +11,16 @@ if [ -z "${ANTHROPIC_AUTH_TOKEN:-}" ]; then
   echo "ccsandbox: no proxy token (secret /run/secrets/proxy_token missing); start the stack with 'ccstack up MODE'" >&2
 fi
 
+# The backend's real context window (llama-server: n_ctx per slot, via the proxy's /health), unless the
+# stack set one: Claude Code then compacts before the backend rejects an over-long prompt.
+if [ -z "${CLAUDE_CODE_MAX_CONTEXT_TOKENS:-}" ] && [ -n "${ANTHROPIC_BASE_URL:-}" ]; then
+  window=$(node /usr/local/lib/ccsandbox/context-window.js "${ANTHROPIC_BASE_URL%/}/health" || true)
+  if [ -n "$window" ]; then
+    CLAUDE_CODE_MAX_CONTEXT_TOKENS=$window
+    export CLAUDE_CODE_MAX_CONTEXT_TOKENS
+  fi
+fi
+
 config_dir=${CLAUDE_CONFIG_DIR:-$HOME/.claude}
 mkdir -p "$config_dir" 2>/dev/null || true
 if ! node /usr/local/lib/ccsandbox/seed-config.js "$config_dir/.claude.json" "$(pwd)"; then

@@ -39,6 +39,9 @@ class Mode:
     default_model: str | None = None
     # The backend's context window (None: leave Claude Code's own assumption).
     context_window: int | None = None
+    # The backend reports its real window through the proxy's /health (llama-server: n_ctx per slot):
+    # the sandbox reads it at start unless --context-window overrides it.
+    window_from_backend: bool = False
     # Clamp for max_tokens (None: no clamp).
     max_output_tokens: int | None = None
     # Compose services of the mode's backend, started by `up` beside the proxy.
@@ -59,6 +62,7 @@ MODES: dict[str, Mode] = {
             profiles=("local",),
             default_model="local",
             context_window=LOCAL_CONTEXT,
+            window_from_backend=True,
             max_output_tokens=4096,
             backend_services=("llama-server",),
         ),

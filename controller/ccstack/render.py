@@ -115,7 +115,9 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
             "ANTHROPIC_SMALL_FAST_MODEL": side,
             "CLAUDE_CODE_SUBAGENT_MODEL": model,
         }
-    window = opts.context_window or mode.context_window
+    # An explicit --context-window wins; a backend that reports its window is asked at sandbox start
+    # (claude-sandbox/entrypoint.sh reads the proxy's /health); otherwise the mode's known window.
+    window = opts.context_window or (None if mode.window_from_backend else mode.context_window)
     if window:
         # The backend's real window, so auto-compaction fires in time. CLAUDE_CODE_AUTO_COMPACT_WINDOW
         # has a 100k floor in Claude Code 2.1.x (it warns and ignores smaller values): only set it above.

@@ -124,6 +124,14 @@ def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
     assert "ANTHROPIC_AUTH_TOKEN" not in env  # it comes from the secret file, not the compose file
 
 
+def test_local_mode_leaves_the_window_to_the_backend_unless_given() -> None:
+    # llama-server reports n_ctx per slot through the proxy's /health; the sandbox entrypoint reads it.
+    assert "CLAUDE_CODE_MAX_CONTEXT_TOKENS" not in services("local")["claude-sandbox"]["environment"]
+    assert services("local")["llama-server"]["environment"]["LLAMA_CTX_PER_SLOT"] == "32768"
+    mlx = services("mlx")["claude-sandbox"]["environment"]
+    assert mlx["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "32768"  # mlx_lm.server cannot report it
+
+
 def test_anthropic_mode_keeps_claude_model_names() -> None:
     env = services("anthropic")["claude-sandbox"]["environment"]
     assert not any(k.startswith("ANTHROPIC_DEFAULT_") or k == "ANTHROPIC_MODEL" for k in env)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,9 @@ def llama_image() -> str:
     return "ccsandbox/llama-server:local"
 
 
-def test_local_mode_answers_messages_through_the_proxy(stack: Stack, docker: Any, llama_image: str) -> None:
+def test_local_mode_answers_messages_through_the_proxy(
+    stack: Stack, docker: Any, llama_image: str, workdir: Path
+) -> None:
     stack.ccstack("up", "local", timeout=1800)  # default model: fetched once into the model cache
     assert stack.state["services"] == ["proxy", "llama-server"]
     llama = stack.container(docker, "llama-server")
@@ -75,3 +78,15 @@ def test_local_mode_answers_messages_through_the_proxy(stack: Stack, docker: Any
     with pytest.raises(urllib.error.HTTPError) as err:
         http_json("POST", f"{url}/v1/messages", body, {"anthropic-version": "2023-06-01"})
     assert err.value.code == 401
+
+    # The agent learns the backend's real context window (llama-server's n_ctx per slot, through the
+    # proxy's /health) at start, so Claude Code compacts before the backend rejects a prompt.
+    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
+    cmd = stack.compose(
+        "run", "--rm", "-T", "claude-sandbox", "bash", "-c", 'echo "window=$CLAUDE_CODE_MAX_CONTEXT_TOKENS"'
+    )
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert r.returncode == 0, r.stderr
+    health = http_json("GET", f"{url}/health", None, {})
+    assert health["backend"]["n_ctx"] == 32768  # LLAMA_CTX_PER_SLOT of the local mode
+    assert f"window={health['backend']['n_ctx']}" in r.stdout.splitlines(), r.stdout
