@@ -104,6 +104,11 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
         "DISABLE_ERROR_REPORTING": "1",
         "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",
     }
+    if mode.upstream_kind == "openai":
+        # Claude Code 2.1.3xx defers most tools behind ToolSearch and appends them to `tools` mid-session:
+        # a chat template renders tools before the messages, so that would invalidate the backend's whole
+        # prefix cache, and a small model copes better seeing every tool up front.
+        env["ENABLE_TOOL_SEARCH"] = "false"
     model = opts.model or mode.default_model
     if model:
         side = opts.side_model or model

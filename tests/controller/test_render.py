@@ -132,6 +132,14 @@ def test_local_mode_leaves_the_window_to_the_backend_unless_given() -> None:
     assert mlx["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "32768"  # mlx_lm.server cannot report it
 
 
+@pytest.mark.parametrize(
+    ("mode", "tool_search_off"), [("local", True), ("openrouter", True), ("anthropic", False)]
+)
+def test_tool_search_is_off_for_translated_backends(mode: str, tool_search_off: bool) -> None:
+    env = services(mode)["claude-sandbox"]["environment"]
+    assert (env.get("ENABLE_TOOL_SEARCH") == "false") is tool_search_off
+
+
 def test_anthropic_mode_keeps_claude_model_names() -> None:
     env = services("anthropic")["claude-sandbox"]["environment"]
     assert not any(k.startswith("ANTHROPIC_DEFAULT_") or k == "ANTHROPIC_MODEL" for k in env)
