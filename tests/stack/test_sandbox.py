@@ -92,7 +92,8 @@ def test_the_sandbox_is_preconfigured_and_hardened(stack: Stack, docker: Any, wo
         "touch /workspace/.mcp.json 2>/dev/null || echo mcp-ro; "
         "touch /workspace/.git/hooks/x 2>/dev/null || echo hooks-ro; "
         "cat /etc/claude-code/managed-settings.json >/dev/null && echo managed; "
-        "test -S /var/run/docker.sock || echo no-docker-sock"
+        "test -S /var/run/docker.sock || echo no-docker-sock; "
+        'echo "suid=$(find / -xdev -type f -perm /6000 2>/dev/null | wc -l)"'
     )
     cmd = stack.compose("run", "--rm", "-T", "claude-sandbox", "bash", "-c", probe)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
@@ -105,5 +106,6 @@ def test_the_sandbox_is_preconfigured_and_hardened(stack: Stack, docker: Any, wo
     for word in ("true true", "token-set", "http://proxy:8787", "rootfs-ro", "mcp-ro", "hooks-ro", "managed"):
         assert word in out, (word, out)
     assert "no-docker-sock" in out
+    assert "suid=0" in out  # no setuid/setgid binaries in the image
     assert out.splitlines()[4] == "1"  # IPv6 disabled
     assert stack.token not in out  # only its presence was printed
