@@ -5,8 +5,9 @@ three proxies pointed at it. It then sends streamed Claude Code-shaped `/v1/mess
 through each proxy, and the equivalent Chat Completions request straight to the upstream ("direct"),
 at each concurrency level, measuring time to first byte / first text / last byte per request and each
 proxy's CPU time (its process tree's utime+stime from /proc before and after each batch).
-Levels are split into rounds and the targets take turns within a round, so drift in the machine's
-load hits every target alike. Overhead = a proxy's percentile minus direct's at the same level.
+Levels are split into rounds and the targets take turns within a round (each sending requests for
+`--seconds`, the others paused), so drift in the machine's load hits every target alike.
+Overhead = a proxy's percentile minus direct's at the same level.
 
 Results: bench/results/overhead.json and bench/results/overhead.md (logs and scratch configs under
 bench/results/raw/, ignored by git). Peers are installed first by bench/setup-peers.sh (idempotent:
@@ -16,7 +17,7 @@ The whole run happens inside a fresh network namespace with only loopback (`unsh
 or with an unprivileged user namespace), so no peer can reach the internet; `--no-netns` opts out.
 
     .venv/bin/python bench/overhead.py                   # full run (~3-4 min on 2 cores)
-    .venv/bin/python bench/overhead.py --quick           # smoke run: few requests
+    .venv/bin/python bench/overhead.py --quick           # smoke run: 0.5 s batches
     .venv/bin/python bench/overhead.py --targets direct,ccproxy --levels 1,16
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import fcntl
 import http.client
@@ -33,6 +35,7 @@ import platform
 import resource
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -52,9 +55,6 @@ from loadgen import Endpoint, Sample
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 ALL_TARGETS = ("direct", "ccproxy", "litellm", "ccr")
-# requests measured per (level, target), split over the rounds
-DEFAULT_REQUESTS = {1: 240, 16: 480, 64: 960}
-QUICK_REQUESTS = {1: 30, 16: 64, 64: 128}
 
 
 @dataclass
@@ -75,12 +75,19 @@ class Cell:
     upstream_cpu: float = 0.0
     client_cpu: float = 0.0
     upstream_connections: int = 0
+    other_cpu: float = 0.0  # CPU used by everything else on the machine during the batches
     upstream_requests: int = 0
 
 
 def _self_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+def _signal_groups(procs: Sequence[peers.Proc], sig: signal.Signals) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
 
 
 def _upstream_stats(port: int) -> tuple[int, int]:
@@ -123,14 +130,15 @@ async def _measure(
     targets: Sequence[Target],
     upstream: peers.Proc,
     upstream_port: int,
-    levels: dict[int, int],
+    levels: Sequence[int],
     rounds: int,
-    max_batch_seconds: float,
+    seconds: float,
+    max_requests: int,
+    freeze: bool,
     log: Callable[[str], None],
 ) -> dict[str, dict[int, Cell]]:
     cells = {t.name: {c: Cell() for c in levels} for t in targets}
-    for concurrency, total in levels.items():
-        per_round = max(1, total // rounds)
+    for concurrency in levels:
         for r in range(rounds):
             order = list(targets[r % len(targets) :]) + list(targets[: r % len(targets)])
             for target in order:
@@ -141,25 +149,37 @@ async def _measure(
                     snap["proxy"] = procstat.tree_cpu_seconds(target.proc.pid) if target.proc else 0.0
                     snap["upstream"] = procstat.tree_cpu_seconds(upstream.pid)
                     snap["client"] = _self_cpu()
+                    snap["system"] = procstat.system_busy_seconds()
                     snap["conns"], snap["reqs"] = _upstream_stats(upstream_port)
 
                 def end(target: Target = target, cell: Cell = cell, snap: dict[str, float] = snap) -> None:
-                    if target.proc:
-                        cell.proxy_cpu += procstat.tree_cpu_seconds(target.proc.pid) - snap["proxy"]
-                    cell.upstream_cpu += procstat.tree_cpu_seconds(upstream.pid) - snap["upstream"]
-                    cell.client_cpu += _self_cpu() - snap["client"]
+                    system = procstat.system_busy_seconds() - snap["system"]
+                    proxy = procstat.tree_cpu_seconds(target.proc.pid) - snap["proxy"] if target.proc else 0.0
+                    up = procstat.tree_cpu_seconds(upstream.pid) - snap["upstream"]
+                    client = _self_cpu() - snap["client"]
+                    cell.proxy_cpu += proxy
+                    cell.upstream_cpu += up
+                    cell.client_cpu += client
+                    cell.other_cpu += max(0.0, system - proxy - up - client)
                     conns, reqs = _upstream_stats(upstream_port)
                     cell.upstream_connections += int(conns - snap["conns"]) - 1  # minus this stats call
                     cell.upstream_requests += int(reqs - snap["reqs"])
 
-                result = await loadgen.run_batch(
-                    target.endpoint,
-                    concurrency,
-                    per_round,
-                    on_start=start,
-                    on_end=end,
-                    max_seconds=max_batch_seconds,
-                )
+                # Pause the other proxies while this one is measured, so their leftover background
+                # work (LiteLLM's post-request callbacks, ...) runs in their own turn, not in this one.
+                paused = [t.proc for t in targets if t.proc and t is not target] if freeze else []
+                _signal_groups(paused, signal.SIGSTOP)
+                try:
+                    result = await loadgen.run_batch(
+                        target.endpoint,
+                        concurrency,
+                        max_requests,
+                        on_start=start,
+                        on_end=end,
+                        max_seconds=seconds,
+                    )
+                finally:
+                    _signal_groups(paused, signal.SIGCONT)
                 cell.samples += result.samples
                 cell.errors += result.errors
                 cell.wall += result.wall
@@ -246,8 +266,8 @@ def _versions() -> dict[str, str]:
 
 async def _run(args: argparse.Namespace) -> report.Json | None:
     names = [n for n in ALL_TARGETS if n in args.targets]
-    levels_all = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
-    levels = {c: int(levels_all.get(c, 15 * c) * args.scale) for c in args.levels}
+    levels: list[int] = args.levels
+    seconds: float = 0.5 if args.quick else args.seconds
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     scratch = RESULTS / "raw" / stamp
     scratch.mkdir(parents=True, exist_ok=True)
@@ -278,9 +298,17 @@ async def _run(args: argparse.Namespace) -> report.Json | None:
         log("bench: warm-up")
         for target in targets:
             await loadgen.run_batch(target.endpoint, 4, args.warmup, max_seconds=60)
-        log(f"bench: measuring levels {list(levels)} x {args.rounds} rounds, requests per level {levels}")
+        log(f"bench: measuring levels {levels} x {args.rounds} rounds, {seconds:g} s per target and round")
         cells = await _measure(
-            targets, upstream, upstream_port, levels, args.rounds, args.max_batch_seconds, log
+            targets,
+            upstream,
+            upstream_port,
+            levels,
+            args.rounds,
+            seconds,
+            args.max_requests,
+            not args.no_pause,
+            log,
         )
     finally:
         for proc in reversed(started):
@@ -297,7 +325,8 @@ async def _run(args: argparse.Namespace) -> report.Json | None:
             "host": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "kernel": platform.release()},
             "netns": bool(os.environ.get("BENCH_IN_NETNS")),
             "versions": _versions(),
-            "requests_per_level": levels,
+            "levels": levels,
+            "seconds_per_batch": seconds,
             "rounds": args.rounds,
             "duration_s": round(time.monotonic() - t_begin, 1),
             "scratch": str(scratch.relative_to(BENCH.parent)),
@@ -331,15 +360,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--targets", type=lambda s: s.split(","), default=list(ALL_TARGETS))
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level (default 3)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply the requests per level")
     parser.add_argument(
-        "--max-batch-seconds",
+        "--seconds",
         type=float,
-        default=10.0,
-        help="cap on one target's measuring time per level and round (slow peers get fewer requests)",
+        default=3.0,
+        help="how long each target sends requests per level and round (default 3; in-flight ones finish)",
     )
+    parser.add_argument("--max-requests", type=int, default=100_000, help="cap on requests per batch")
     parser.add_argument("--warmup", type=int, default=60, help="warm-up requests per target (default 60)")
     parser.add_argument("--quick", action="store_true", help="few requests: a smoke run of the harness")
+    parser.add_argument(
+        "--no-pause", action="store_true", help="do not SIGSTOP the other proxies while one is measured"
+    )
     parser.add_argument("--no-setup", action="store_true", help="do not run bench/setup-peers.sh first")
     parser.add_argument("--require-all", action="store_true", help="fail if any target cannot start")
     parser.add_argument(

@@ -51,3 +51,10 @@ def cpu_seconds(pid: int) -> float:
 
 def tree_cpu_seconds(root: int) -> float:
     return sum(cpu_seconds(pid) for pid in descendants(root))
+
+
+def system_busy_seconds() -> float:
+    """CPU time all CPUs spent busy since boot (user+nice+system+irq+softirq+steal), from /proc/stat."""
+    fields = (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK

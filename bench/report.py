@@ -51,6 +51,8 @@ def summarize(cell: Cell) -> Json:
     out["proxy_cpu_ms_per_req"] = round(cell.proxy_cpu * 1000 / per, 3)
     out["upstream_cpu_ms_per_req"] = round(cell.upstream_cpu * 1000 / per, 3)
     out["client_cpu_ms_per_req"] = round(cell.client_cpu * 1000 / per, 3)
+    # cores kept busy by processes outside the bench (other jobs on a shared machine) while measuring
+    out["other_load_cores"] = round(cell.other_cpu / cell.wall, 2) if cell.wall else 0.0
     out["upstream_requests"] = cell.upstream_requests
     out["upstream_new_connections_per_req"] = round(cell.upstream_connections / per, 3)
     if cell.errors:
@@ -79,6 +81,7 @@ def build(cells: dict[str, dict[int, Json]], skipped: dict[str, str], meta: Json
             "ttlb": "request written -> last byte of the stream",
             "overhead": "target percentile minus direct's percentile at the same concurrency",
             "proxy_cpu_ms_per_req": "proxy process tree utime+stime (/proc/<pid>/stat) per measured request",
+            "other_load_cores": "cores used by processes outside the bench while measuring (/proc/stat)",
         },
         "skipped": skipped,
         "results": {name: {str(c): v for c, v in by_level.items()} for name, by_level in cells.items()},
@@ -138,14 +141,18 @@ def _f(x: Any, digits: int = 2) -> str:
 def markdown(data: Json) -> str:
     meta = data["meta"]
     v = meta["versions"]
+    cells = [c for by in data["results"].values() for c in by.values()]
+    wall = sum(c["wall_s"] for c in cells)
+    other = sum(c["other_load_cores"] * c["wall_s"] for c in cells) / wall if wall else 0.0
     lines = [
         "# Proxy overhead (streamed `/v1/messages`, fake upstream)",
         "",
         f"Run {meta['date']} on {meta['host']['cpus']} shared cores "
-        f"(load at end {', '.join(f'{x:.1f}' for x in meta['host']['loadavg_end'])}); "
+        f"(other jobs kept {other:.1f} cores busy on average while measuring); "
         f"ccproxy {v['ccproxy']}, LiteLLM {v['litellm']}, claude-code-router {v['claude-code-router']} "
-        f"(Node {v['node']}), Python {v['python']}. Requests per level {meta['requests_per_level']} "
-        f"in {meta['rounds']} interleaved rounds; {meta['duration_s']} s.",
+        f"(Node {v['node']}), Python {v['python']}. Each target sends requests for "
+        f"{meta['seconds_per_batch']:g} s per level in each of {meta['rounds']} interleaved rounds; "
+        f"run took {meta['duration_s']} s.",
         "",
         "Latencies in ms. Overhead = target minus direct at the same percentile and concurrency. "
         "CPU = the proxy's process tree (utime+stime) per request; on a shared 2-core machine it is the "

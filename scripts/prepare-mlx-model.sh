@@ -20,7 +20,7 @@
 #   TORCH_SPEC      pip requirement of torch (default on Linux torch==2.13.0+cpu: a CPU wheel must be
 #                   findable, e.g. PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu, so pip never
 #                   pulls the multi-GB CUDA build; elsewhere torch==2.13.0)
-#   MLX_Q_BITS      quantization of the MLX model (default 4; 0 keeps bfloat16)
+#   MLX_Q_BITS      quantization of the MLX model (default 4; 0 keeps bfloat16: <name>-bf16)
 set -euo pipefail
 log() { echo "[prepare-mlx-model] $*" >&2; }
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +29,7 @@ cache=${CCSANDBOX_MLX_DIR:-$HOME/.cache/ccsandbox/mlx}
 gguf_name=smollm2-135m
 name=smollm2-135m-instruct
 q_bits=${MLX_Q_BITS:-4}
+[[ $q_bits == 4 ]] || name+=$([[ $q_bits == 0 ]] && echo -bf16 || echo "-${q_bits}bit")
 converter=$repo/backends/mlx/convert_gguf_to_mlx.py
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 start=$SECONDS
@@ -47,7 +48,11 @@ stamp_venv=$venv/.ccsandbox-specs
 if [[ ! -x $venv/bin/mlx_lm.server || ! -f $stamp_venv || $(cat "$stamp_venv") != "${specs[*]}" ]]; then
   log "installing ${specs[*]} into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${specs[@]}"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${specs[@]}" || {
+    log "pip install failed. On Linux torch must be the CPU build ($torch_spec): make it findable, e.g."
+    log "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu, or set TORCH_SPEC"
+    exit 1
+  }
   "$venv/bin/python" -c 'import mlx.core, mlx_lm, transformers, gguf, accelerate, torch' \
     || { log "the tools venv $venv does not import"; exit 1; }
   echo "${specs[*]}" >"$stamp_venv"
@@ -65,13 +70,12 @@ fi
 # 3. the MLX model
 out=$cache/$name
 want="converter=$(sha256sum "$converter" | cut -c1-16) model=$gguf_name q_bits=$q_bits specs=${specs[*]}"
-if [[ -f $out/.ccsandbox-stamp && $(cat "$out/.ccsandbox-stamp") == "$want" && -f $out/config.json ]]; then
-  echo "$out"
-  exit 0
-fi
+ready() { [[ -f $out/.ccsandbox-stamp && $(cat "$out/.ccsandbox-stamp") == "$want" && -f $out/config.json ]]; }
+if ready; then echo "$out"; exit 0; fi
 mkdir -p "$cache"
 exec 9>"$cache/.$name.lock"
 flock 9 2>/dev/null || true  # flock(1) is Linux-only; without it concurrent runs only waste work
+if ready; then echo "$out"; exit 0; fi  # another run finished it while we waited
 tmp=$(mktemp -d "$cache/.$name.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 log "converting $gguf -> $out"

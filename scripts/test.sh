@@ -67,6 +67,11 @@ if want backend || want stack || want isolation; then
   python -m ccstack.models fetch qwen2.5-coder-0.5b
 fi
 
+if want stack; then
+  log "MLX model for the real mlx_lm.server bridge test (converted offline, cached)"
+  scripts/prepare-mlx-model.sh
+fi
+
 want e2e && run_suite e2e
 want backend && run_suite backend
 want stack && run_suite stack

@@ -42,6 +42,10 @@ if [[ ! -x $venv/bin/mlx_lm.server ]]; then
   "$venv/bin/pip" install --quiet "$spec"
 fi
 
+# mlx_lm.server (0.32) answers GET /v1/models -- what the proxy's health check asks -- with a crash when
+# the Hugging Face hub cache does not exist yet (a local model directory, nothing ever downloaded).
+mkdir -p "${HF_HUB_CACHE:-${HF_HOME:-$HOME/.cache/huggingface}/hub}"
+
 log "mlx_lm.server --model $model --host $MLX_HOST --port $port"
 log "then: ccstack up mlx$([[ $port == 8080 ]] || echo " --upstream http://host.docker.internal:$port/v1")"
 exec "$venv/bin/mlx_lm.server" --model "$model" --host "$MLX_HOST" --port "$port" "$@"
