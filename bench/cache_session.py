@@ -213,7 +213,7 @@ class Turn:
     side_error: str = ""
 
 
-def run_session(base_url: str, session: Session, turns: int) -> list[Turn]:
+def run_session(base_url: str, session: Session, turns: int, failures: list[str]) -> list[Turn]:
     """The session: per turn, the main request and the title request fired at the same moment."""
     headers = {
         "anthropic-version": "2023-06-01",
@@ -240,7 +240,9 @@ def run_session(base_url: str, session: Session, turns: int) -> list[Turn]:
                 side_f = pool.submit(fire, side_client, session.title_request(user))
                 main, side = main_f.result(), side_f.result()
             if not main.ok:
-                raise RuntimeError(f"turn {i + 1}: main request failed: {main.error}")
+                print(f"  turn {i + 1}: main request failed: {main.error}", file=sys.stderr, flush=True)
+                failures.append(f"turn {i + 1}: {main.error}")
+                break
             prompt = main.input_tokens + main.cache_read_tokens
             results.append(
                 Turn(
@@ -285,10 +287,10 @@ def wait_ok(url: str, seconds: float) -> None:
 
 
 @contextmanager
-def llama_server(model_file: Path, *, native: bool) -> Iterator[str]:
-    """A llama-server container on 127.0.0.1; yields its root URL."""
+def llama_server(model_file: Path, *, native: bool, log_file: Path) -> Iterator[str]:
+    """A llama-server container on 127.0.0.1; yields its root URL. Its log ends up in log_file."""
     name = f"ccsandbox-bench-llama-{uuid.uuid4().hex[:8]}"
-    command = ["docker", "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1::8080"]
+    command = ["docker", "run", "-d", "--name", name, "-p", "127.0.0.1::8080"]
     command += ["-v", f"{model_file}:/models/model.gguf:ro"]
     if native:  # llama-server's defaults: no flags but the model and the listen address
         command += ["--entrypoint", "/app/llama-server", IMAGE]
@@ -304,6 +306,8 @@ def llama_server(model_file: Path, *, native: bool) -> Iterator[str]:
         wait_ok(url + "/health", 180)
         yield url
     finally:
+        with log_file.open("wb") as log:
+            subprocess.run(["docker", "logs", name], stdout=log, stderr=subprocess.STDOUT)
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
@@ -345,8 +349,16 @@ class Report:
     turns: int
     tools: list[str]
     setups: dict[str, list[Turn]] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self, setup: str) -> dict[str, float]:
+        if not self.setups[setup]:
+            return {
+                "cached_pct_turns_2_on": 0.0,
+                "mean_ttft_s_turns_2_on": 0.0,
+                "turn1_ttft_s": 0.0,
+                "total_wall_s": 0.0,
+            }
         rows = self.setups[setup][1:]
         prompt = sum(r.prompt_tokens for r in rows)
         cached = sum(r.cached_tokens for r in rows)
@@ -381,9 +393,9 @@ class Report:
                 f"{s['turn1_ttft_s']} s | {s['total_wall_s']} s |"
             )
         for name, rows in self.setups.items():
+            lines += ["", f"## {name}", ""]
+            lines += [f"**Stopped: {failure}**" for failure in self.failures.get(name, [])]
             lines += [
-                "",
-                f"## {name}",
                 "",
                 "| turn | prompt | processed | from cache | cached % | first token, s | wall, s | side |",
                 "|---:|---:|---:|---:|---:|---:|---:|:---:|",
@@ -443,19 +455,25 @@ def main() -> int:
     for setup in args.setups.split(","):
         session = Session.from_fixtures(tools, args.reminder_chars)
         print(f"{setup}:", file=sys.stderr, flush=True)
-        with llama_server(model_file, native=setup == "native") as llama:
+        failures = report.failures.setdefault(setup, [])
+        log = raw / f"cache_session.{setup}.llama-server.log"
+        with llama_server(model_file, native=setup == "native", log_file=log) as llama:
             if setup == "proxy":
                 with ccproxy(llama, raw / "cache_session.ccproxy.log") as proxy_url:
-                    report.setups[setup] = run_session(proxy_url, session, args.turns)
+                    report.setups[setup] = run_session(proxy_url, session, args.turns, failures)
             elif setup == "native":
-                report.setups[setup] = run_session(llama, session, args.turns)
+                report.setups[setup] = run_session(llama, session, args.turns, failures)
             else:
                 raise SystemExit(f"unknown setup {setup!r}")
-    (args.out / "cache_session.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
-    (args.out / "cache_session.md").write_text(report.to_markdown())
-    report.plot(args.out / "cache_session.png")
+        write(report, args.out)  # after each setup: a later failure keeps the earlier results
     print(report.to_markdown())
     return 0
+
+
+def write(report: Report, out: Path) -> None:
+    (out / "cache_session.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    (out / "cache_session.md").write_text(report.to_markdown())
+    report.plot(out / "cache_session.png")
 
 
 if __name__ == "__main__":
