@@ -55,6 +55,7 @@ from loadgen import Endpoint, Sample
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 ALL_TARGETS = ("direct", "ccproxy", "litellm", "ccr")
+README_START, README_END = "<!-- overhead-results:start -->", "<!-- overhead-results:end -->"
 
 
 @dataclass
@@ -82,6 +83,12 @@ class Cell:
 def _self_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+def _display_path(path: str) -> str:
+    """`path` relative to the repository when it is inside it (`.venv/bin/python`)."""
+    rel = os.path.relpath(path, BENCH.parent)
+    return path if rel.startswith("..") else rel
 
 
 def _signal_groups(procs: Sequence[peers.Proc], sig: signal.Signals) -> None:
@@ -321,7 +328,7 @@ async def _run(args: argparse.Namespace) -> report.Json | None:
         skipped=skipped,
         meta={
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": " ".join([_display_path(sys.executable), *sys.argv]),
             "host": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "kernel": platform.release()},
             "netns": bool(os.environ.get("BENCH_IN_NETNS")),
             "versions": _versions(),
@@ -334,13 +341,22 @@ async def _run(args: argparse.Namespace) -> report.Json | None:
     )
 
 
-def _write(data: report.Json, out: Path) -> None:
+def _write(data: report.Json, out: Path, readme: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(data, indent=2) + "\n")
     md = report.markdown(data)
     (out / "overhead.md").write_text(md)
     print()
     print(md)
+    if readme is not None:
+        text = readme.read_text()
+        start, end = text.find(README_START), text.find(README_END)
+        if start < 0 or end < start:
+            print(f"bench: {readme} has no {README_START} ... {README_END} section", file=sys.stderr)
+            return
+        body = md.split("\n", 2)[2].strip()  # without the "# ..." title
+        readme.write_text(text[: start + len(README_START)] + "\n" + body + "\n" + text[end:])
+        print(f"bench: results copied into {_display_path(str(readme))}")
 
 
 class _Variant(argparse.Action):
@@ -379,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(RESULTS), help="directory for overhead.json / overhead.md")
     parser.add_argument(
+        "--update-readme", action="store_true", help="also copy the results table into bench/README.md"
+    )
+    parser.add_argument(
         "--variant",
         action=_Variant,
         default={},
@@ -408,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = uvloop.run(_run(args))
     if data is None:
         return 1
-    _write(data, Path(args.out))
+    _write(data, Path(args.out), BENCH / "README.md" if args.update_readme else None)
     return 0
 
 
