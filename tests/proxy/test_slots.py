@@ -86,3 +86,10 @@ def test_parse_backend_info_shapes() -> None:
     assert (info.n_ctx, info.n_slots) == (2048, 2)
     info = parse_backend_info(None, None)
     assert (info.n_ctx, info.n_slots) == (None, 1)
+
+
+def test_parse_backend_info_reads_the_text_tool_calls_marker() -> None:
+    marked = {"chat_template": "{#- ccproxy:text-tool-calls -#}{{ messages }}"}
+    assert parse_backend_info(marked, None).text_tool_calls
+    assert not parse_backend_info({"chat_template": "{{ messages }}"}, None).text_tool_calls
+    assert not parse_backend_info(None, None).text_tool_calls

@@ -47,6 +47,7 @@ from ccproxy.metrics import Metrics
 from ccproxy.relay import RawRelay, StreamPump, StreamStats
 from ccproxy.side_requests import is_side_request
 from ccproxy.slots import BackendInfo, SlotPool, parse_backend_info, session_key
+from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
 from ccproxy.tokens import count_offline, count_with_llama_server, estimate_tokens
 from ccproxy.tracing import Tracer, body_for_trace, redact_headers
 from ccproxy.translate_request import RequestOptions, encode_upstream, to_openai_request
@@ -262,11 +263,17 @@ class Proxy:
             extra_body={"cache_prompt": True} if self.llama else {},
         )
         body = to_openai_request(req, opts, stream=call.stream)
+        if side and settings.side_max_tokens is not None:
+            body["max_tokens"] = min(int(body["max_tokens"]), settings.side_max_tokens)
         prompt_tokens: int | None = None
         # A side request routed to a separate side model does not run on this server: no slot, no
         # context check against this server's window.
         elsewhere = side and settings.model_map.side is not None
         info = None if elsewhere else await self.backend_info()
+        text_tools = self._text_tool_names(body, info)
+        if text_tools:
+            # the same prompt (tools included), plain text back; the calls are recovered here
+            body["tool_choice"] = "none"
         if info is not None and info.n_ctx is not None:
             prompt_tokens = await self._count_llama(body)
             if prompt_tokens is not None:
@@ -287,19 +294,33 @@ class Proxy:
             prompt_tokens = estimate_tokens(content)
 
         if call.stream:
-            return await self._stream(call, content, req, message_id, prompt_tokens)
+            return await self._stream(call, content, req, message_id, prompt_tokens, text_tools)
         data = await until_disconnected(request, self._complete(call, content))
         if data is None:
             self.finish(call, 499)
             return Response(status_code=499)
         if "error" in data and not data.get("choices"):
             raise from_upstream_payload(data["error"])
+        if text_tools:
+            data = rewrite_message(data, text_tools)
         message = to_anthropic_message(data, model=req.model, message_id=message_id)
         if self.tracer.enabled:
             call.trace["upstream_response"] = data
             call.trace["response_body"] = message
         self.finish(call, 200, usage=message.get("usage"))
         return JSONResponse(message)
+
+    def _text_tool_names(self, body: Mapping[str, Any], info: BackendInfo | None) -> frozenset[str]:
+        """The tool names whose calls the proxy recovers from text for this request (empty: none).
+
+        Only for tool_choice auto: a forced choice keeps the backend's grammar, and `none` means none."""
+        mode = self.settings.text_tool_calls
+        if mode == "off" or (mode == "auto" and not (info is not None and info.text_tool_calls)):
+            return frozenset()
+        tools = body.get("tools")
+        if not tools or body.get("tool_choice", "auto") != "auto":
+            return frozenset()
+        return frozenset(t["function"]["name"] for t in tools)
 
     async def _complete(self, call: Call, content: bytes) -> dict[str, Any]:
         """One non-streamed chat completion (waits for the slot first)."""
@@ -326,7 +347,13 @@ class Proxy:
         return self.slots.acquire(slot)
 
     async def _stream(
-        self, call: Call, content: bytes, req: MessagesRequest, message_id: str, prompt_tokens: int
+        self,
+        call: Call,
+        content: bytes,
+        req: MessagesRequest,
+        message_id: str,
+        prompt_tokens: int,
+        text_tools: frozenset[str] = frozenset(),
     ) -> Response:
         slot = call.slot
 
@@ -354,6 +381,8 @@ class Proxy:
             input_tokens=prompt_tokens,
             stop_sequences=req.stop_sequences or (),
         )
+        if text_tools:
+            return RelayResponse(pump, pump.relay(TextToolCallTranslator(translator, text_tools)))
         return RelayResponse(pump, pump.relay(translator))
 
     def _stream_finished(self, call: Call) -> Callable[[StreamStats], None]:

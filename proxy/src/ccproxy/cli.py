@@ -37,6 +37,9 @@ HELP: dict[str, str] = {
     "ping_interval": "seconds between SSE pings while the upstream is silent, <= 10 (default 5)",
     "stream_start_wait": "seconds a stream waits for the upstream's status before starting (default 0.5)",
     "backend_features": "llama-server (slots, /tokenize, /props, id_slot) or generic (default)",
+    "text_tool_calls": "recover tool calls written as text in the proxy: auto (default: when the "
+    "llama-server chat template asks for it), on, off",
+    "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
 }
 
 

@@ -19,6 +19,7 @@ from ccproxy.model_map import ModelMap, ModelRule
 
 UpstreamKind = Literal["openai", "anthropic"]
 BackendFeatures = Literal["generic", "llama-server"]
+TextToolCalls = Literal["auto", "on", "off"]
 
 MAX_PING_INTERVAL = 10.0
 
@@ -52,6 +53,12 @@ class Settings:
     """How long a streaming request waits for the upstream's status before committing to a 200 stream
     (errors seen within it become proper HTTP errors; later ones become an `event: error`)."""
     backend_features: BackendFeatures = "generic"
+    text_tool_calls: TextToolCalls = "auto"
+    """Recover tool calls the model writes as text (bare JSON, ```json fences) in the proxy, asking the
+    backend for plain text (openai kind, tool_choice auto). auto: on with llama-server features when the
+    backend's chat template says `ccproxy:text-tool-calls` (ours for the small Qwen coders does)."""
+    side_max_tokens: int | None = 256
+    """Clamp for side requests' max_tokens (titles, haiku calls; openai kind); None: no clamp."""
     config: Path | None = None
 
     @property
@@ -113,6 +120,19 @@ def _features(value: object) -> BackendFeatures:
     raise ValueError(f"must be llama-server or generic, got {text!r}")
 
 
+def _text_tool_calls(value: object) -> TextToolCalls:
+    text = _str(value).lower()
+    if text in ("auto", "on", "off"):
+        return text  # type: ignore[return-value]
+    raise ValueError(f"must be auto, on or off, got {text!r}")
+
+
+def _optional_int(value: object) -> int | None:
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+        return None
+    return _int(value)
+
+
 def _log_level(value: object) -> str:
     text = _str(value).lower()
     if text not in ("critical", "error", "warning", "info", "debug"):
@@ -138,6 +158,8 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "ping_interval": ("CCPROXY_PING_INTERVAL", _float),
     "stream_start_wait": ("CCPROXY_STREAM_START_WAIT", _float),
     "backend_features": ("CCPROXY_BACKEND", _features),
+    "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
+    "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"
 FILE_ONLY_KEYS = ("models",)
@@ -238,6 +260,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("read-timeout and connect-timeout must be > 0")
     if s.stream_start_wait < 0:
         raise ConfigError("stream-start-wait must be >= 0")
+    if s.side_max_tokens is not None and s.side_max_tokens < 1:
+        raise ConfigError(f"side-max-tokens: must be >= 1 (or off), got {s.side_max_tokens}")
     if s.max_tokens is not None and s.max_tokens < 1:
         raise ConfigError(f"max-tokens: must be >= 1, got {s.max_tokens}")
     if not s.token and not s.is_loopback:

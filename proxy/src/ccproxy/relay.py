@@ -306,6 +306,7 @@ class StreamPump(_UpstreamTask):
         try:
             events = translator.start()
             last = False
+            written = time.monotonic()
             while True:
                 while not last and not queue.empty():
                     more, last = self._translate(translator, queue.get_nowait())
@@ -314,6 +315,11 @@ class StreamPump(_UpstreamTask):
                     stats.observe(events)
                     self.last_chunk = last
                     yield encode_events(events)
+                    written = time.monotonic()
+                elif time.monotonic() - written >= self._ping_interval:
+                    # chunks arrive but translate to nothing yet (a tool call held back): keep alive
+                    yield PING
+                    written = time.monotonic()
                 if last:
                     break
                 item = await self._next()

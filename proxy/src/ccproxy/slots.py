@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+TEXT_TOOL_CALLS_MARKER = "ccproxy:text-tool-calls"
 SESSION_HEADER = "x-claude-code-session-id"
 ANONYMOUS = "-"
 MAX_SESSIONS = 4096
@@ -47,6 +48,8 @@ class BackendInfo:
 
     n_ctx: int | None
     n_slots: int
+    text_tool_calls: bool = False
+    """The chat template asks the proxy to recover tool calls written as text (`TEXT_TOOL_CALLS_MARKER`)."""
     fetched: float = field(default_factory=time.monotonic)
 
 
@@ -54,6 +57,7 @@ def parse_backend_info(props: object, slots: object) -> BackendInfo:
     """From /slots (a list with n_ctx per slot) and/or /props (total_slots, default_generation_settings)."""
     n_ctx: int | None = None
     n_slots = 0
+    text_tool_calls = False
     if isinstance(slots, list) and slots:
         n_slots = len(slots)
         ctxs: list[int] = [
@@ -68,7 +72,13 @@ def parse_backend_info(props: object, slots: object) -> BackendInfo:
             n_ctx = settings["n_ctx"]
         if n_ctx is None and isinstance(props.get("n_ctx"), int):
             n_ctx = props["n_ctx"]
-    return BackendInfo(n_ctx=n_ctx if n_ctx and n_ctx > 0 else None, n_slots=max(1, n_slots))
+        templates = (props.get("chat_template"), props.get("chat_template_tool_use"))
+        text_tool_calls = any(isinstance(t, str) and TEXT_TOOL_CALLS_MARKER in t for t in templates)
+    return BackendInfo(
+        n_ctx=n_ctx if n_ctx and n_ctx > 0 else None,
+        n_slots=max(1, n_slots),
+        text_tool_calls=text_tool_calls,
+    )
 
 
 class SlotPool:

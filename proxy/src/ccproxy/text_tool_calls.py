@@ -214,7 +214,9 @@ def rewrite_message(openai_json: dict[str, Any], tool_names: Iterable[str]) -> d
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return openai_json
     message = choices[0].get("message")
-    if not isinstance(message, dict) or not isinstance(message.get("content"), str) or message.get("tool_calls"):
+    if not isinstance(message, dict) or message.get("tool_calls"):
+        return openai_json
+    if not isinstance(message.get("content"), str):
         return openai_json
     pieces = split_tool_calls(message["content"], tool_names)
     calls = [p for p in pieces if isinstance(p, ToolCall)]
@@ -306,8 +308,6 @@ class TextToolCallTranslator:
         return self.inner.start()
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        if not isinstance(chunk, dict):
-            return self.inner.feed(chunk)
         events: list[dict[str, Any]] = []
         for rewritten in self.rewriter.rewrite(chunk):
             events += self.inner.feed(rewritten)
