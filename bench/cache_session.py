@@ -516,6 +516,8 @@ class Report:
     setups: dict[str, list[Turn]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
     restarts: dict[str, list[str]] = field(default_factory=dict)
+    # the machine's 1-minute load average when each setup started and ended (2 cores shared with others)
+    load: dict[str, list[float]] = field(default_factory=dict)
 
     def rows(self, setup: str, conversation: int) -> list[Turn]:
         return [r for r in self.setups.get(setup, []) if r.conversation == conversation]
@@ -547,6 +549,26 @@ class Report:
             for prev, cur in itertools.pairwise(rows)
             if prev.conversation == cur.conversation and prev.main_slot is not None
         ]
+        # main requests' prompt time on later turns, split by what the concurrent title request cost
+        later = [r for r in rows if r.turn > 1 and r.side_ok and r.ttft_s is not None]
+        cold = [
+            r.ttft_s for r in later if r.ttft_s is not None and r.side_processed_tokens > r.side_cached_tokens
+        ]
+        warm = [
+            r.ttft_s
+            for r in later
+            if r.ttft_s is not None and r.side_processed_tokens <= r.side_cached_tokens
+        ]
+        out["turns_2_on_by_title"] = {
+            "title_reprocessed": {
+                "turns": len(cold),
+                "mean_ttft_s": round(sum(cold) / len(cold), 2) if cold else None,
+            },
+            "title_from_cache": {
+                "turns": len(warm),
+                "mean_ttft_s": round(sum(warm) / len(warm), 2) if warm else None,
+            },
+        }
         out["titles"] = {
             "ok": len(side),
             "failed": len(rows) - len(side),
@@ -561,6 +583,12 @@ class Report:
         }
         out["total_wall_s"] = round(sum(r.wall_s for r in rows), 1)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        fields = {k: v for k, v in data.items() if k not in ("summary", "setups")}
+        setups = {name: [Turn(**row) for row in rows] for name, rows in data["setups"].items()}
+        return cls(**fields, setups=setups)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -605,6 +633,30 @@ class Report:
                 for name in self.setups
             )
             + " (slots and llama-server's reason for picking them: per-turn tables below).",
+            "",
+            "Machine load (1-minute load average at the start and end of each setup; the cold turns' times "
+            "depend on it): "
+            + " · ".join(
+                f"{name}: {' → '.join(str(v) for v in self.load.get(name, [])) or '?'}"
+                for name in self.setups
+            )
+            + ".",
+            "",
+            "Failed main requests: "
+            + " · ".join(f"{name}: {len(self.failures.get(name, [])) or 'none'}" for name in self.setups)
+            + "; server restarts: "
+            + " · ".join(f"{name}: {len(self.restarts.get(name, [])) or 'none'}" for name in self.setups)
+            + ".",
+            "",
+            "Main request's mean time to first token on turns 2+, by what its concurrent title request cost: "
+            + " · ".join(
+                f"{name}: title mostly re-processed {_sec(b['title_reprocessed']['mean_ttft_s'])} "
+                f"({b['title_reprocessed']['turns']} turns), title from cache "
+                f"{_sec(b['title_from_cache']['mean_ttft_s'])} ({b['title_from_cache']['turns']} turns)"
+                for name in self.setups
+                for b in [self.summary(name)["turns_2_on_by_title"]]
+            )
+            + ".",
         ]
         for name, rows in self.setups.items():
             lines += ["", f"## {name}", ""]
@@ -723,7 +775,11 @@ def main() -> int:
     parser.add_argument("--reminder-chars", type=int, default=2000, help="size of the index-1 system message")
     parser.add_argument("--setups", default="proxy,native")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md/.png from the .json")
     args = parser.parse_args()
+    if args.render_only:
+        write(Report.from_json(json.loads((args.out / "cache_session.json").read_text())), args.out)
+        return 0
 
     model_file = models.fetch(models.DEFAULT_MODEL)
     tools = args.tools.split(",")
@@ -746,6 +802,7 @@ def main() -> int:
         print(f"{setup}:", file=sys.stderr, flush=True)
         failures = report.failures.setdefault(setup, [])
         rows = report.setups.setdefault(setup, [])
+        report.load[setup] = [round(os.getloadavg()[0], 2)]
         # each setup gets its own session ids, as two separate Claude Code sessions would
         sessions = [
             replace(first, session_id=str(uuid.uuid4())),
@@ -771,6 +828,7 @@ def main() -> int:
                 rows += run_session(
                     url, sessions[1], args.turns2, failures, conversation=2, log=log, on_failure=server.state
                 )
+        report.load[setup].append(round(os.getloadavg()[0], 2))
         write(report, args.out)  # after each setup: a later failure keeps the earlier results
     print(report.to_markdown())
     return 0
