@@ -99,18 +99,23 @@ def test_proxy_reaches_the_host_server_and_the_agent_does_not(
     seen = http_json("GET", f"http://127.0.0.1:{host_server}/_requests")
     assert any(e["body"] and e["body"].get("model") == "default_model" for e in seen if e["method"] == "POST")
 
-    targets = [f"{a}:{host_server}" for a in host_addresses(docker, stack.project)]
-    # Positive control: the same probe from the proxy container opens the host server.
-    proxy = stack.container(docker, "proxy")
-    ctl = proxy.exec_run(["bash", "-c", PROBE, "probe", f"host.docker.internal:{host_server}"])
-    assert f"OPEN host.docker.internal:{host_server}" in ctl.output.decode(), ctl.output.decode()
+    assert_only_the_proxy_reaches_host_port(stack, docker, workdir, host_server)
 
-    # The agent: no host.docker.internal, and every host address closed.
+
+def assert_only_the_proxy_reaches_host_port(stack: Stack, docker: Any, workdir: Path, port: int) -> None:
+    """The proxy opens a server on the host's `port` via host.docker.internal (positive control); the
+    agent has no host.docker.internal entry and finds the port closed on every host address (bridge
+    gateways, docker0, every interface), although the server listens on 0.0.0.0."""
+    targets = [f"{a}:{port}" for a in host_addresses(docker, stack.project)]
+    proxy = stack.container(docker, "proxy")
+    ctl = proxy.exec_run(["bash", "-c", PROBE, "probe", f"host.docker.internal:{port}"])
+    assert f"OPEN host.docker.internal:{port}" in ctl.output.decode(), ctl.output.decode()
+
     env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
     cmd = stack.compose(
         "run", "--rm", "-T", "claude-sandbox", "bash", "-c",
         "getent hosts host.docker.internal || echo no-host-entry; " + PROBE,
-        "probe", f"host.docker.internal:{host_server}", *targets,
+        "probe", f"host.docker.internal:{port}", *targets,
     )  # fmt: skip
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stderr
