@@ -195,7 +195,9 @@ def transport_error(exc: httpx.HTTPError, read_timeout: float) -> ProxyError:
     match exc:
         case httpx.ReadTimeout():
             return UpstreamTimeoutError(f"upstream silent for more than {read_timeout:g} s (read timeout)")
+        # The transport's own message says what happened ("Cannot connect to host ... [Connect call
+        # failed ...]"); the httpx class name it was mapped to is not always exact over aiohttp.
         case httpx.ConnectError() | httpx.ConnectTimeout() | httpx.PoolTimeout():
-            return OverloadedError(f"upstream unreachable: {type(exc).__name__}: {exc}")
+            return OverloadedError(f"upstream unreachable: {exc or type(exc).__name__}")
         case _:
-            return OverloadedError(f"upstream connection failed: {type(exc).__name__}: {exc}")
+            return OverloadedError(f"upstream connection failed: {exc or type(exc).__name__}")
