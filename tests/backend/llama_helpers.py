@@ -30,6 +30,21 @@ CCPROXY = Path(sys.executable).with_name("ccproxy")
 CTX_PER_SLOT = 8192
 
 
+# The OpenAI form of the write_file tool the backend tests and recordings ask the model to use.
+OPENAI_WRITE_FILE: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "write_file",
+        "description": "Write text content to a file",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    },
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,21 +21,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ccstack import models
-from llama_helpers import REPO, start_llama_server, stop_container
+from llama_helpers import OPENAI_WRITE_FILE, REPO, start_llama_server, stop_container
 
 OUT = REPO / "tests" / "fixtures" / "llama_server"
-WRITE_FILE = {
-    "type": "function",
-    "function": {
-        "name": "write_file",
-        "description": "Write text content to a file",
-        "parameters": {
-            "type": "object",
-            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["path", "content"],
-        },
-    },
-}
 TITLE_SCHEMA = {
     "type": "object",
     "properties": {"title": {"type": "string"}},
@@ -56,10 +44,14 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "messages": [{"role": "user", "content": "Count from one to fifty in words."}],
         "max_tokens": 8,
     },
-    "tool_call": {"messages": [{"role": "user", "content": WRITE}], "tools": [WRITE_FILE], "max_tokens": 64},
+    "tool_call": {
+        "messages": [{"role": "user", "content": WRITE}],
+        "tools": [OPENAI_WRITE_FILE],
+        "max_tokens": 64,
+    },
     "tool_call_required": {
         "messages": [{"role": "user", "content": "Save a file notes.txt saying done."}],
-        "tools": [WRITE_FILE],
+        "tools": [OPENAI_WRITE_FILE],
         "tool_choice": "required",
         "max_tokens": 64,
     },

@@ -9,34 +9,28 @@ from typing import Any
 
 import httpx
 import pytest
-from llama_helpers import REPO, LlamaServer, dump
+from llama_helpers import OPENAI_WRITE_FILE, REPO, LlamaServer, dump
 
 pytestmark = pytest.mark.backend
 
 TEMPLATE = REPO / "backends" / "llama-server" / "templates" / "qwen2.5-coder-tools.jinja"
-WRITE_FILE = {
-    "type": "function",
-    "function": {
-        "name": "write_file",
-        "description": "Write text content to a file",
-        "parameters": {
-            "type": "object",
-            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["path", "content"],
-        },
-    },
-}
 ASK = [{"role": "user", "content": "Create the file hello.txt containing the text hi. Use write_file."}]
 
 
 def chat(llama: LlamaServer, **body: Any) -> dict[str, Any]:
-    request = {"messages": ASK, "tools": [WRITE_FILE], "temperature": 0, "max_tokens": 64, **body}
+    request = {"messages": ASK, "tools": [OPENAI_WRITE_FILE], "temperature": 0, "max_tokens": 64, **body}
     result: dict[str, Any] = llama.post("/v1/chat/completions", request)
     return result
 
 
 def stream_chat(llama: LlamaServer, **body: Any) -> list[dict[str, Any]]:
-    request = {"messages": ASK, "tools": [WRITE_FILE], "temperature": 0, "max_tokens": 64, "stream": True}
+    request = {
+        "messages": ASK,
+        "tools": [OPENAI_WRITE_FILE],
+        "temperature": 0,
+        "max_tokens": 64,
+        "stream": True,
+    }
     chunks: list[dict[str, Any]] = []
     with httpx.stream("POST", llama.url + "/v1/chat/completions", json={**request, **body}, timeout=300) as r:
         assert r.status_code == 200, r.read()
@@ -61,8 +55,8 @@ def test_server_runs_our_template(llama: LlamaServer) -> None:
 
 
 def test_tools_prompt_asks_for_bare_json(llama: LlamaServer) -> None:
-    rendered = llama.post("/apply-template", {"messages": ASK, "tools": [WRITE_FILE]})["prompt"]
-    assert "<tools>\n" + json.dumps(WRITE_FILE) in rendered or '"name": "write_file"' in rendered
+    rendered = llama.post("/apply-template", {"messages": ASK, "tools": [OPENAI_WRITE_FILE]})["prompt"]
+    assert "<tools>\n" + json.dumps(OPENAI_WRITE_FILE) in rendered or '"name": "write_file"' in rendered
     assert "without code fences" in rendered
     assert "<tool_call>" not in rendered
     assert rendered.endswith("<|im_start|>assistant\n")
@@ -84,7 +78,7 @@ def test_history_tool_calls_render_as_bare_json(llama: LlamaServer) -> None:
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
     ]
-    rendered = llama.post("/apply-template", {"messages": messages, "tools": [WRITE_FILE]})["prompt"]
+    rendered = llama.post("/apply-template", {"messages": messages, "tools": [OPENAI_WRITE_FILE]})["prompt"]
     assert (
         '<|im_start|>assistant\n{"name": "write_file", "arguments": {"path": "hello.txt", "content": "hi"}}'
         "<|im_end|>\n<|im_start|>user\n<tool_response>\nok\n</tool_response><|im_end|>\n"
