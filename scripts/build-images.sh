@@ -19,6 +19,10 @@ if [[ ${CCSTACK_LOCAL_BASES:-} == 1 ]]; then
   done < <(scripts/build-local-bases.sh)
   export DEBIAN_IMAGE=${DEBIAN_IMAGE:-local/debian:bookworm}
 fi
+# Official bases that are absent but have local stand-ins: use the stand-ins (scripts/lib/bases.sh).
+# shellcheck source=lib/bases.sh
+source scripts/lib/bases.sh
+
 if [[ -n ${EXTRA_CA_CERTS:-} ]]; then
   scripts/ca-certs.sh
 fi

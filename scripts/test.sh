@@ -61,6 +61,9 @@ if want backend || want stack || want isolation; then
     exit 1
   fi
   docker compose version >/dev/null 2>&1 || { echo "Docker Compose v2 ('docker compose') is missing." >&2; exit 1; }
+  # The same base images for the builds here and for the images the stack tests build themselves.
+  # shellcheck source=lib/bases.sh
+  source scripts/lib/bases.sh
   log "images"
   scripts/build-images.sh
   log "default model"
