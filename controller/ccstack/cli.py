@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ccstack import stack
+from ccstack import agent_session, stack
 from ccstack.modes import MODES, parse_mode
 from ccstack.render import to_yaml
 
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             extra = list(args.claude_args)
             if extra and extra[0] == "--":
                 extra = extra[1:]
-            return stack.claude(paths, args.dir, extra)
+            return agent_session.claude(paths, args.dir, extra)
         case "status":
             return stack.status(paths)
         case "logs":

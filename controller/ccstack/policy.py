@@ -6,7 +6,11 @@ Parsing is pure: ``parse_mounts(yaml_data, home=...)`` returns a frozen :class:`
 
 mounts.yaml::
 
-    protected: [.git/hooks/, .git/config, .claude/, .mcp.json, .devcontainer/]   # "/" = directory
+    git_metadata: true        # every place git on the host reads config or hooks from (ccstack.protection)
+    protected:                # "/" = directory; at the root and wherever a copy exists below it
+      - {path: CLAUDE.md, reason: "instructions Claude Code on the host obeys"}
+      - Makefile              # a plain string is fine too
+    writable: [CLAUDE.md]     # opt a default back out
     extra_readonly:
       - {source: ~/datasets/corpus, target: /data/corpus}
 """
@@ -22,8 +26,26 @@ from ccstack.egress import EgressPolicy, parse_policy
 
 WORKDIR = "/workspace"
 
-# Always protected (compose.yaml mounts these read-only); mounts.yaml may add to them.
-DEFAULT_PROTECTED: tuple[str, ...] = (".git/hooks/", ".git/config", ".claude/", ".mcp.json", ".devcontainer/")
+# Always protected (compose.yaml mounts these read-only too) unless opted out under `writable`;
+# policies/mounts.yaml adds the rest of the default deny set, each entry with its reason.
+DEFAULT_PROTECTED: tuple[str, ...] = (
+    ".git/hooks/",
+    ".git/config",
+    ".git/modules/",
+    ".git/worktrees/",
+    ".claude/",
+    ".mcp.json",
+    ".devcontainer/",
+)
+DEFAULT_REASONS = {
+    ".git/hooks": "git hooks run at commit, checkout, merge, push",
+    ".git/config": "git configuration: fsmonitor, hooksPath, aliases, filters, pager run commands",
+    ".git/modules": "submodules' git directories: their config, hooks and commondir",
+    ".git/worktrees": "linked worktrees' git directories: commondir, gitdir, config.worktree",
+    ".claude": "Claude Code project settings, hooks, commands and agents on the host",
+    ".mcp.json": "MCP servers Claude Code on the host starts",
+    ".devcontainer": "containers and commands an IDE builds and runs",
+}
 
 # Host paths (relative to the home directory, or absolute) that may never be mounted, nor any parent.
 SECRET_HOME_PATHS: tuple[str, ...] = (
@@ -71,6 +93,8 @@ class ProtectedPath:
 
     path: str
     is_dir: bool
+    reason: str = "listed in policies/mounts.yaml"
+    existing_only: bool = False  # protect copies that exist; never create a placeholder
 
     @property
     def spec(self) -> str:
@@ -90,6 +114,14 @@ class ExtraMount:
 class MountPolicy:
     protected: tuple[ProtectedPath, ...]
     extra_readonly: tuple[ExtraMount, ...] = ()
+    writable: tuple[str, ...] = ()  # defaults the user opted back out of (workdir-relative)
+    git_metadata: bool = True  # protect git's config and hook locations (ccstack.protection)
+
+    @property
+    def baseline(self) -> tuple[ProtectedPath, ...]:
+        """The static set compose.yaml and the `up` overlay mount (plain `docker compose run`): the
+        defaults that are safe to leave created in a repository, minus the opted-out ones."""
+        return tuple(p for p in self.protected if p.spec in DEFAULT_PROTECTED and p.path not in self.writable)
 
 
 @dataclass(frozen=True)
@@ -99,7 +131,18 @@ class Policies:
 
 
 def parse_protected(entry: object) -> ProtectedPath:
-    """``.git/hooks/`` -> ProtectedPath(".git/hooks", is_dir=True); raises ValueError."""
+    """``.git/hooks/`` or ``{path: .git/hooks/, reason: ...}`` -> ProtectedPath; raises ValueError."""
+    reason, existing_only = None, False
+    if isinstance(entry, Mapping):
+        if not set(entry) <= {"path", "reason", "existing_only"} or "path" not in entry:
+            raise ValueError(f"{dict(entry)!r}: must be a path or a mapping with 'path' and 'reason'")
+        reason = entry.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(f"reason {reason!r}: must be a string")
+        existing_only = entry.get("existing_only", False)
+        if not isinstance(existing_only, bool):
+            raise ValueError(f"existing_only {existing_only!r}: must be true or false")
+        entry = entry["path"]
     if not isinstance(entry, str) or not entry.strip():
         raise ValueError(f"{entry!r}: must be a non-empty path inside the workdir")
     raw = entry.strip()
@@ -107,7 +150,8 @@ def parse_protected(entry: object) -> ProtectedPath:
     norm = posixpath.normpath(raw)
     if posixpath.isabs(raw) or norm == "." or norm.startswith(".."):
         raise ValueError(f"{entry!r}: must be a relative path inside the workdir")
-    return ProtectedPath(norm, is_dir)
+    why = reason or DEFAULT_REASONS.get(norm, "listed in policies/mounts.yaml")
+    return ProtectedPath(norm, is_dir, why, existing_only)
 
 
 def _inside(path: str, parent: str) -> bool:
@@ -159,6 +203,18 @@ def parse_mounts(data: object, *, home: str) -> MountPolicy:
         if item.path in {p.path for p in protected}:
             continue
         protected.append(item)
+    raw_writable = data.get("writable", []) or []
+    if not isinstance(raw_writable, list):
+        raise ValueError("writable: must be a list of paths")
+    writable = []
+    for i, entry in enumerate(raw_writable):
+        try:
+            writable.append(parse_protected(entry).path)
+        except ValueError as e:
+            raise ValueError(f"writable.{i}: {e}") from None
+    git_metadata = data.get("git_metadata", True)
+    if not isinstance(git_metadata, bool):
+        raise ValueError("git_metadata: must be true or false")
     raw_extra = data.get("extra_readonly", [])
     if raw_extra is None:
         raw_extra = []
@@ -177,7 +233,7 @@ def parse_mounts(data: object, *, home: str) -> MountPolicy:
             )
         except ValueError as e:
             raise ValueError(f"extra_readonly.{i}: {e}") from None
-    return MountPolicy(tuple(protected), tuple(extra))
+    return MountPolicy(tuple(protected), tuple(extra), tuple(writable), git_metadata)
 
 
 def load_policies(directory: Path, *, home: str | None = None) -> Policies:

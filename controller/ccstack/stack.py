@@ -25,7 +25,7 @@ from typing import Any
 from ccstack.egress import render_squid_conf
 from ccstack.models import ModelError, get_spec
 from ccstack.modes import Mode, parse_mode
-from ccstack.policy import Policies, ProtectedPath, load_policies
+from ccstack.policy import load_policies
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
 
 REPO = Path(os.environ.get("CCSANDBOX_HOME") or Path(__file__).resolve().parents[2])
@@ -80,6 +80,14 @@ class Paths:
     @property
     def state_file(self) -> Path:
         return self.state_dir / "state.json"
+
+    @property
+    def sessions(self) -> Path:
+        return self.state_dir / "sessions"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.state_dir / "quarantine"
 
     @property
     def squid_conf(self) -> Path:
@@ -226,25 +234,6 @@ def resolve_model(spec: str | None, *, fetch: bool = True) -> ModelChoice:
     if r.returncode != 0 or not lines or not Path(lines[-1]).is_file():
         raise StackError(f"model {spec!r} could not be fetched (see the messages above)")
     return ModelChoice(name=spec, file=str(Path(lines[-1]).resolve()), registry=True)
-
-
-def ensure_protected_paths(workdir: Path, protected: Sequence[ProtectedPath], uid: int, gid: int) -> None:
-    """Create the protected paths of the workdir (as the agent's user) so they can be mounted read-only."""
-    for p in protected:
-        target = workdir / p.path
-        created = []
-        directory = target if p.is_dir else target.parent
-        rel = directory.relative_to(workdir)
-        for d in [*(workdir / a for a in reversed(rel.parents)), directory]:
-            if not d.exists():
-                d.mkdir()
-                created.append(d)
-        if not p.is_dir and not target.exists():
-            target.write_text('{\n  "mcpServers": {}\n}\n' if p.path == ".mcp.json" else "", encoding="utf-8")
-            created.append(target)
-        if os.getuid() == 0:
-            for c in created:
-                os.chown(c, uid, gid)
 
 
 # --- Compose ----------------------------------------------------------------------------------------
@@ -562,23 +551,3 @@ def build(paths: Paths, services: Sequence[str], build_args: Mapping[str, str]) 
     for k, v in build_args.items():
         args += ["--build-arg", f"{k}={v}"]
     run_compose(paths, state, [*args, *services])
-
-
-def claude(paths: Paths, workdir: str, claude_args: Sequence[str], *, tty: bool | None = None) -> int:
-    """Run the agent in the sandbox with ``workdir`` mounted at /workspace; returns its exit code."""
-    check_docker()
-    state = load_state(paths)
-    wd = Path(workdir).expanduser().resolve()
-    if not wd.is_dir():
-        raise StackError(f"workdir {workdir} is not a directory")
-    if wd == Path.home().resolve() or wd == Path("/"):
-        raise StackError(f"refusing to mount {wd}: mount a project directory, not your home or /")
-    uid, gid = int(state.env["CCSANDBOX_UID"]), int(state.env["CCSANDBOX_GID"])
-    policies: Policies = load_policies(paths.repo / "policies")
-    ensure_protected_paths(wd, policies.mounts.protected, uid, gid)
-    interactive = sys.stdin.isatty() and sys.stdout.isatty() if tty is None else tty
-    args = ["run", "--rm"] + ([] if interactive else ["-T"]) + ["claude-sandbox"]
-    if claude_args:
-        args += ["claude", *claude_args]
-    r = run_compose(paths, state, args, env={"CCSANDBOX_WORKDIR": str(wd)}, check=False)
-    return r.returncode

@@ -24,7 +24,31 @@ HOME = "/home/u"
     ],
 )
 def test_parse_protected(entry: str, expected: ProtectedPath) -> None:
-    assert parse_protected(entry) == expected
+    got = parse_protected(entry)
+    assert (got.path, got.is_dir) == (expected.path, expected.is_dir)
+    assert got.reason  # the defaults carry their reason, others say where they come from
+
+
+def test_parse_protected_mapping_with_reason_and_existing_only() -> None:
+    got = parse_protected({"path": ".husky/", "reason": "hooks", "existing_only": True})
+    assert got == ProtectedPath(".husky", True, "hooks", True)
+    with pytest.raises(ValueError, match="mapping"):
+        parse_protected({"path": "x", "why": "typo"})
+
+
+def test_writable_and_git_metadata_are_parsed() -> None:
+    policy = parse_mounts({"writable": ["./CLAUDE.md"], "git_metadata": False}, home=HOME)
+    assert policy.writable == ("CLAUDE.md",)
+    assert policy.git_metadata is False
+    with pytest.raises(ValueError, match="git_metadata"):
+        parse_mounts({"git_metadata": "no"}, home=HOME)
+    with pytest.raises(ValueError, match=r"writable\.0"):
+        parse_mounts({"writable": ["/etc"]}, home=HOME)
+
+
+def test_baseline_is_the_defaults_minus_the_opted_out() -> None:
+    policy = parse_mounts({"protected": ["CLAUDE.md"], "writable": [".devcontainer/"]}, home=HOME)
+    assert [p.spec for p in policy.baseline] == [p for p in DEFAULT_PROTECTED if p != ".devcontainer/"]
 
 
 @pytest.mark.parametrize("entry", ["/etc/passwd", "../x", ".", "", 3, "a/../../b"])
@@ -89,7 +113,10 @@ def test_shipped_policies_load_with_registries_off() -> None:
     policies = load_policies(REPO / "policies", home=HOME)
     assert policies.egress.enabled is False
     assert "pypi.org" in policies.egress.domains
-    assert [p.spec for p in policies.mounts.protected] == list(DEFAULT_PROTECTED)
+    specs = [p.spec for p in policies.mounts.protected]
+    assert specs[: len(DEFAULT_PROTECTED)] == list(DEFAULT_PROTECTED)
+    assert {"CLAUDE.md", "AGENTS.md", ".gitmodules", ".vscode/"} <= set(specs)
+    assert policies.mounts.writable == ()
 
 
 def test_compose_yaml_protects_exactly_the_default_paths() -> None:

@@ -187,7 +187,7 @@ def test_root_agent_is_refused() -> None:
 def test_protected_paths_are_read_only_bind_mounts_over_the_workdir() -> None:
     svc = services("test")
     vols = {v["target"]: v for v in svc["claude-sandbox"]["volumes"]}
-    for path in (".git/hooks", ".git/config", ".claude", ".mcp.json", ".devcontainer"):
+    for path in (".git/hooks", ".git/config", ".git/modules", ".git/worktrees", ".claude", ".mcp.json"):
         v = vols[f"/workspace/{path}"]
         assert v["read_only"] is True
         assert v["source"] == "${CCSANDBOX_WORKDIR:-${PWD}}/" + path
@@ -195,6 +195,8 @@ def test_protected_paths_are_read_only_bind_mounts_over_the_workdir() -> None:
         "/workspace",
         ".git/hooks/",
         ".git/config",
+        ".git/modules/",
+        ".git/worktrees/",
         ".claude/",
         ".mcp.json",
         ".devcontainer/",

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from ccstack import stack
 from ccstack.modes import parse_mode
-from ccstack.policy import parse_mounts
 from ccstack.render import plain
 
 pytestmark = pytest.mark.unit
@@ -76,18 +75,6 @@ def test_secret_files_live_in_a_private_directory(tmp_path: Path) -> None:
 def test_invoking_ids() -> None:
     assert stack.invoking_ids({"CCSANDBOX_UID": "1234", "CCSANDBOX_GID": "99"}) == (1234, 99)
     assert stack.invoking_ids({"CCSANDBOX_UID": "1234"}) == (1234, 1234)
-
-
-def test_ensure_protected_paths_creates_what_is_missing(tmp_path: Path) -> None:
-    (tmp_path / ".git").mkdir()
-    (tmp_path / ".git" / "config").write_text("[core]\n", encoding="utf-8")
-    policy = parse_mounts(None, home="/home/u")
-    stack.ensure_protected_paths(tmp_path, policy.protected, 1000, 1000)
-    assert (tmp_path / ".git" / "hooks").is_dir()
-    assert (tmp_path / ".git" / "config").read_text(encoding="utf-8") == "[core]\n"  # untouched
-    assert (tmp_path / ".claude").is_dir()
-    assert (tmp_path / ".devcontainer").is_dir()
-    assert '"mcpServers"' in (tmp_path / ".mcp.json").read_text(encoding="utf-8")
 
 
 def test_prepare_writes_the_overlay_and_a_token(tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""One agent session (`ccstack claude DIR`): protect the workdir, run Claude Code in the sandbox,
+then audit what the agent left that git on the host would trust.
+
+    prepare(...)  scan the workdir, plan its guards (ccstack.protection), create placeholders, write
+                  the session's Compose overlay (its mounts), snapshot the git metadata
+    run compose   `docker compose run claude-sandbox` with that overlay
+    finish(...)   quarantine new git metadata, remove untouched placeholders, delete the overlay
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccstack import protection, workdir
+from ccstack.policy import Policies, load_policies
+from ccstack.render import SESSION_HEADER, dump_yaml, session_overlay
+from ccstack.stack import Paths, StackError, State, check_docker, load_state, run_compose
+
+
+@dataclass(frozen=True)
+class Prepared:
+    session: workdir.Session
+    protection: protection.Protection
+    overlay: Path
+    leftovers: tuple[workdir.Finding, ...]  # what a crashed earlier session left, now quarantined
+
+
+def prepare(paths: Paths, wd: Path, uid: int, gid: int, policies: Policies | None = None) -> Prepared:
+    """Everything before `compose run`: raises StackError when the workdir cannot be protected."""
+    policies = policies or load_policies(paths.repo / "policies")
+    try:
+        plan = protection.plan(workdir.scan(wd, policies.mounts), policies.mounts)
+    except ValueError as e:
+        raise StackError(str(e)) from None
+    session, leftovers = workdir.open_session(paths.sessions, wd, plan, uid, gid, paths.quarantine)
+    overlay = paths.state_dir / f"session-{session.session_id}.yaml"
+    volumes = protection.compose_volumes(plan, str(wd))
+    data = session_overlay(
+        volumes,
+        policies,
+        workdir=str(wd),
+        managed_settings=str(paths.repo / "claude-sandbox" / "managed-settings.json"),
+    )
+    overlay.write_text(dump_yaml(data, SESSION_HEADER), encoding="utf-8")
+    return Prepared(session, plan, overlay, tuple(leftovers))
+
+
+def finish(paths: Paths, prepared: Prepared) -> list[workdir.Finding]:
+    """Everything after the session: the audit's findings (already moved to the quarantine)."""
+    try:
+        return workdir.close_session(prepared.session, paths.quarantine)
+    finally:
+        prepared.overlay.unlink(missing_ok=True)
+
+
+def session_state(state: State, prepared: Prepared) -> State:
+    """The stack's state with the session overlay as the last Compose file."""
+    return State(**{**state.__dict__, "files": [*state.files, str(prepared.overlay)]})
+
+
+def report(findings: Sequence[workdir.Finding], *, when: str) -> str:
+    if not findings:
+        return ""
+    lines = [f"ccstack: {when}, the agent had created git metadata that git on your host would trust:"]
+    lines += [f"  {f.path}: {f.what}\n    moved to {f.moved_to}" for f in findings]
+    lines.append("  Inspect it before you move anything back (its config and hooks run commands).")
+    return "\n".join(lines)
+
+
+def claude(paths: Paths, wd_arg: str, claude_args: Sequence[str], *, tty: bool | None = None) -> int:
+    """Run the agent in the sandbox with the workdir mounted at /workspace; returns its exit code."""
+    check_docker()
+    state = load_state(paths)
+    wd = Path(wd_arg).expanduser().resolve()
+    if not wd.is_dir():
+        raise StackError(f"workdir {wd_arg} is not a directory")
+    if wd == Path.home().resolve() or wd == Path("/"):
+        raise StackError(f"refusing to mount {wd}: mount a project directory, not your home or /")
+    uid, gid = int(state.env["CCSANDBOX_UID"]), int(state.env["CCSANDBOX_GID"])
+    prepared = prepare(paths, wd, uid, gid)
+    if prepared.leftovers:
+        when = "after an earlier session that did not end cleanly"
+        print(report(prepared.leftovers, when=when), file=sys.stderr)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() if tty is None else tty
+    args = ["run", "--rm"] + ([] if interactive else ["-T"]) + ["claude-sandbox"]
+    if claude_args:
+        args += ["claude", *claude_args]
+    try:
+        r = run_compose(
+            paths, session_state(state, prepared), args, env={"CCSANDBOX_WORKDIR": str(wd)}, check=False
+        )
+    finally:
+        findings = finish(paths, prepared)
+        if findings:
+            print(report(findings, when="when the session ended"), file=sys.stderr)
+    return r.returncode

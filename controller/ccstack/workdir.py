@@ -1,0 +1,300 @@
+"""The workdir around a sandbox session (I/O): scan it, create the placeholders its protective mounts
+need, remove them afterwards, and quarantine git metadata the agent created.
+
+``ccstack claude`` does, in order::
+
+    session = open_session(paths.sessions, workdir, protection, uid, gid)   # placeholders, snapshot
+    ... docker compose run claude-sandbox (the guards as bind mounts, ccstack.protection) ...
+    findings = close_session(session, quarantine_dir)                        # audit, cleanup
+
+The decisions are in :mod:`ccstack.protection` (pure); this module only reads and changes files.
+Sessions of one workdir share a record under ``.stack/sessions/`` (guarded by ``flock``), so the last
+one to end removes the placeholders, and a crashed session's placeholders and audit are finished by
+the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ccstack.policy import MountPolicy
+from ccstack.protection import (
+    GIT_DIR_RULES,
+    EntryKind,
+    Protection,
+    WorkdirScan,
+    config_paths,
+    git_config_values,
+)
+
+MCP_PLACEHOLDER = '{\n  "mcpServers": {}\n}\n'
+
+
+def _kind(path: Path) -> EntryKind | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "link"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def walk(root: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """(relative dir, its entries) for every directory below ``root``; never follows symlinks and
+    never enters a ``.git``."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(root / rel if rel else root) as it:
+                listing = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        yield rel, listing
+        for e in reversed(listing):
+            if e.name != ".git" and e.is_dir(follow_symlinks=False):
+                stack.append(f"{rel}/{e.name}" if rel else e.name)
+
+
+def git_entries(root: Path) -> dict[str, EntryKind]:
+    """Every ``.git`` entry in the workdir (the top one included), by relative path."""
+    found: dict[str, EntryKind] = {}
+    for rel, listing in walk(root):
+        for e in listing:
+            if e.name == ".git":
+                path = f"{rel}/.git" if rel else ".git"
+                kind = _kind(root / path)
+                if kind is not None:
+                    found[path] = kind
+    return found
+
+
+def scan(root: Path, policy: MountPolicy) -> WorkdirScan:
+    """What :func:`ccstack.protection.plan` needs: ``.git`` entries, rule matches, the git config."""
+    entries: dict[str, EntryKind] = {}
+    for rel, listing in walk(root):
+        names = {e.name for e in listing}
+        if ".git" in names:
+            path = f"{rel}/.git" if rel else ".git"
+            kind = _kind(root / path)
+            if kind is not None:
+                entries[path] = kind
+        for rule in policy.protected:
+            if rule.path.split("/", 1)[0] not in names:
+                continue
+            path = f"{rel}/{rule.path}" if rel else rule.path
+            kind = _kind(root / path)
+            if kind is not None:
+                entries[path] = kind
+    git_config = commondir = None
+    if entries.get(".git") == "dir":
+        git_config = _read(root / ".git" / "config")
+        commondir = _read(root / ".git" / "commondir")
+        candidates = [f".git/{name}" for name, _d, _r in GIT_DIR_RULES]
+        candidates += [".git/config.worktree", ".git/commondir"]
+        candidates += [p for p, _d, _r in config_paths(git_config_values(git_config or ""))]
+        if commondir:
+            common = os.path.normpath(os.path.join(".git", commondir.strip()))
+            candidates += [f"{common}/{name}" for name, _d, _r in GIT_DIR_RULES]
+        for path in candidates:
+            kind = _kind(root / path) if not path.startswith("..") else None
+            if kind is not None:
+                entries[path] = kind
+    return WorkdirScan(entries=entries, git_config=git_config, commondir=commondir)
+
+
+# --- placeholders ---------------------------------------------------------------------------------------
+
+
+def _chown(path: Path, uid: int, gid: int) -> None:
+    if os.getuid() == 0:
+        os.lchown(path, uid, gid)
+
+
+def create_placeholders(root: Path, protection: Protection, uid: int, gid: int) -> list[str]:
+    """Create every guarded path that is missing (and missing parents), as ``uid:gid``; returns the
+    created paths, parents first."""
+    created: list[str] = []
+    for g in protection.guards:
+        parts = g.path.split("/")
+        for i in range(1, len(parts)):
+            d = root.joinpath(*parts[:i])
+            if _kind(d) is None:
+                d.mkdir()
+                _chown(d, uid, gid)
+                created.append("/".join(parts[:i]))
+        target = root / g.path
+        if _kind(target) is not None:
+            continue
+        if g.is_dir:
+            target.mkdir()
+        else:
+            target.write_text(MCP_PLACEHOLDER if target.name == ".mcp.json" else "", encoding="utf-8")
+        _chown(target, uid, gid)
+        created.append(g.path)
+    return created
+
+
+def _is_placeholder(path: Path) -> bool:
+    kind = _kind(path)
+    if kind == "dir":
+        return not any(path.iterdir())
+    if kind == "file":
+        size = path.stat().st_size
+        return size == 0 or (path.name == ".mcp.json" and _read(path) == MCP_PLACEHOLDER)
+    return False
+
+
+def remove_placeholders(root: Path, created: Sequence[str]) -> list[str]:
+    """Remove the placeholders that are still untouched (empty), children first; returns what stayed.
+
+    Inside a ``.git`` that became a repository during the session (it has a HEAD), the placeholders
+    stay: they are that repository's (empty, harmless) config and hooks directory.
+    """
+    kept = []
+    repo_now = (root / ".git" / "HEAD").exists()
+    for rel in sorted(created, key=lambda p: p.count("/"), reverse=True):
+        path = root / rel
+        if repo_now and (rel == ".git" or rel.startswith(".git/")):
+            kept.append(rel)
+            continue
+        if _kind(path) is None:
+            continue
+        if not _is_placeholder(path):
+            kept.append(rel)
+            continue
+        try:
+            path.rmdir() if path.is_dir() else path.unlink()
+        except OSError:
+            kept.append(rel)
+    return kept
+
+
+# --- the audit --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str  # workdir-relative
+    what: str
+    moved_to: str | None = None
+
+
+def audit(root: Path, before_git: Sequence[str], before_commondir: bool) -> list[Finding]:
+    """Git metadata that appeared since the snapshot and that git on the host would trust."""
+    findings = []
+    old = set(before_git)
+    for path in sorted(git_entries(root)):
+        if path not in old and path != ".git":
+            findings.append(Finding(path, "a new repository's git metadata (git on the host would enter it)"))
+    if not before_commondir and _kind(root / ".git" / "commondir") is not None:
+        findings.append(Finding(".git/commondir", "points git at another directory's config and hooks"))
+    return findings
+
+
+def quarantine(root: Path, findings: Sequence[Finding], into: Path) -> list[Finding]:
+    """Move each finding under ``into`` (keeping its relative path); returns them with ``moved_to``."""
+    moved = []
+    for f in findings:
+        dest = into / f.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(root / f.path), str(dest))
+        moved.append(Finding(f.path, f.what, str(dest)))
+    return moved
+
+
+# --- sessions ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    record: Path
+    root: Path
+    session_id: str
+    before_git: tuple[str, ...]
+    before_commondir: bool
+
+
+@contextmanager
+def _locked(record: Path) -> Iterator[dict[str, Any]]:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with open(record.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data: dict[str, Any] = {}
+        if record.exists():
+            data = json.loads(record.read_text(encoding="utf-8"))
+        yield data
+        record.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_session(
+    sessions_dir: Path, root: Path, protection: Protection, uid: int, gid: int, quarantine_dir: Path
+) -> tuple[Session, list[Finding]]:
+    """Create placeholders and take the audit's snapshot; finishes a crashed earlier session first
+    (its audit and its placeholders). Returns the session and the crashed session's findings."""
+    record = sessions_dir / (hashlib.sha256(str(root).encode()).hexdigest()[:16] + ".json")
+    session_id = f"{os.getpid()}-{time.time_ns()}"
+    leftovers: list[Finding] = []
+    with _locked(record) as data:
+        live = {k: v for k, v in dict(data.get("sessions", {})).items() if _alive(v.get("pid"))}
+        dead = {k: v for k, v in dict(data.get("sessions", {})).items() if k not in live}
+        for old in dead.values():
+            found = audit(root, old.get("before_git", []), bool(old.get("before_commondir")))
+            leftovers += quarantine(root, found, quarantine_dir)
+        created = list(data.get("created", [])) if live else []
+        if not live and data.get("created"):
+            remove_placeholders(root, list(data["created"]))
+        created += [p for p in create_placeholders(root, protection, uid, gid) if p not in created]
+        before = git_entries(root)
+        commondir = _kind(root / ".git" / "commondir") is not None
+        live[session_id] = {"pid": os.getpid(), "before_git": sorted(before), "before_commondir": commondir}
+        data.clear()
+        data.update({"workdir": str(root), "created": created, "sessions": live})
+    return Session(record, root, session_id, tuple(sorted(before)), commondir), leftovers
+
+
+def close_session(session: Session, quarantine_dir: Path) -> list[Finding]:
+    """Audit and quarantine what the agent planted; the last session of the workdir removes the
+    placeholders. Returns the findings (already moved)."""
+    with _locked(session.record) as data:
+        planted = audit(session.root, session.before_git, session.before_commondir)
+        found = quarantine(session.root, planted, quarantine_dir)
+        sessions = dict(data.get("sessions", {}))
+        sessions.pop(session.session_id, None)
+        created = list(data.get("created", []))
+        if not any(_alive(v.get("pid")) for v in sessions.values()):
+            created = remove_placeholders(session.root, created)
+            sessions = {}
+        data.update({"created": created, "sessions": sessions})
+    return found

@@ -1,0 +1,156 @@
+"""ccstack.workdir: scanning real repositories (made with the real git), placeholders, the audit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from ccstack import workdir
+from ccstack.policy import parse_mounts
+from ccstack.protection import plan
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = parse_mounts(yaml.safe_load((REPO / "policies" / "mounts.yaml").read_text()), home="/home/u")
+ME = (os.getuid(), os.getgid())
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(cwd),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    r = subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return r.stdout
+
+
+@pytest.fixture
+def superproject(tmp_path: Path) -> Path:
+    """A repository with a submodule (libs/sub) and a linked worktree outside the workdir."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    (lib / "l.txt").write_text("lib\n")
+    git(lib, "add", ".")
+    git(lib, "commit", "-qm", "lib")
+    sup = tmp_path / "work"
+    sup.mkdir()
+    git(sup, "init", "-q")
+    (sup / "README.md").write_text("hi\n")
+    (sup / "docs").mkdir()
+    (sup / "docs" / "CLAUDE.md").write_text("be nice\n")
+    git(sup, "add", ".")
+    git(sup, "commit", "-qm", "init")
+    git(sup, "submodule", "add", "-q", str(lib), "libs/sub")
+    git(sup, "commit", "-qm", "sub")
+    git(sup, "worktree", "add", "-q", str(tmp_path / "wt"))
+    return sup
+
+
+def test_scan_finds_submodule_gitfiles_modules_worktrees_and_rule_copies(superproject: Path) -> None:
+    scan = workdir.scan(superproject, POLICY)
+    assert scan.entries[".git"] == "dir"
+    assert scan.entries["libs/sub/.git"] == "file"
+    assert scan.entries[".git/modules"] == "dir"
+    assert scan.entries[".git/worktrees"] == "dir"
+    assert scan.entries["docs/CLAUDE.md"] == "file"
+    assert scan.entries[".gitmodules"] == "file"
+    assert "[core]" in (scan.git_config or "")
+    g = {x.path: x for x in plan(scan, POLICY).guards}
+    assert {"libs/sub/.git", ".git/modules", ".git/worktrees", ".gitmodules", "docs/CLAUDE.md"} <= set(g)
+    assert g["libs/sub"].kind == "pin"
+    assert g["libs"].kind == "pin"
+
+
+def test_placeholders_are_created_and_removed_only_while_untouched(superproject: Path) -> None:
+    protection = plan(workdir.scan(superproject, POLICY), POLICY)
+    created = workdir.create_placeholders(superproject, protection, *ME)
+    assert "CLAUDE.md" in created
+    assert ".github" in created
+    assert ".github/copilot-instructions.md" in created
+    assert (superproject / ".mcp.json").read_text() == workdir.MCP_PLACEHOLDER
+    assert "docs/CLAUDE.md" not in created
+    assert ".gitmodules" not in created
+    (superproject / ".vscode" / "tasks.json").write_text("{}")  # the user, on the host, meanwhile
+    kept = workdir.remove_placeholders(superproject, created)
+    assert kept == [".vscode"]
+    assert not (superproject / "CLAUDE.md").exists()
+    assert not (superproject / ".github").exists()
+    assert (superproject / "docs" / "CLAUDE.md").read_text() == "be nice\n"
+    status = git(superproject, "status", "--porcelain", "--ignore-submodules=none")
+    assert status.strip() == "?? .vscode/"
+
+
+def test_the_audit_quarantines_new_repositories_and_commondir(superproject: Path, tmp_path: Path) -> None:
+    before = sorted(workdir.git_entries(superproject))
+    assert before == [".git", "libs/sub/.git"]
+    evil = superproject / "evil"
+    evil.mkdir()
+    git(evil, "init", "-q")
+    (superproject / ".git" / "commondir").write_text("../evil/.git\n")
+    findings = workdir.audit(superproject, before, before_commondir=False)
+    assert [f.path for f in findings] == ["evil/.git", ".git/commondir"]
+    moved = workdir.quarantine(superproject, findings, tmp_path / "q")
+    assert not (evil / ".git").exists()
+    assert not (superproject / ".git" / "commondir").exists()
+    assert (tmp_path / "q" / "evil" / ".git" / "HEAD").is_file()
+    assert all(f.moved_to for f in moved)
+    git(superproject, "status")  # the repository works again
+
+
+def test_sessions_share_placeholders_and_the_last_one_cleans_up(superproject: Path, tmp_path: Path) -> None:
+    protection = plan(workdir.scan(superproject, POLICY), POLICY)
+    sessions, q = tmp_path / "sessions", tmp_path / "q"
+    s1, left1 = workdir.open_session(sessions, superproject, protection, *ME, q)
+    s2, _ = workdir.open_session(sessions, superproject, protection, *ME, q)
+    assert left1 == []
+    assert (superproject / "AGENTS.md").exists()
+    assert workdir.close_session(s1, q) == []
+    assert (superproject / "AGENTS.md").exists()  # s2 still runs: its mounts need them
+    (superproject / "new").mkdir()
+    git(superproject / "new", "init", "-q")
+    found = workdir.close_session(s2, q)
+    assert [f.path for f in found] == ["new/.git"]
+    assert not (superproject / "AGENTS.md").exists()
+
+
+def test_a_crashed_session_is_finished_by_the_next_one(superproject: Path, tmp_path: Path) -> None:
+    protection = plan(workdir.scan(superproject, POLICY), POLICY)
+    sessions, q = tmp_path / "sessions", tmp_path / "q"
+    crashed, _ = workdir.open_session(sessions, superproject, protection, *ME, q)
+    record = crashed.record.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999')
+    crashed.record.write_text(record)
+    (superproject / "planted").mkdir()
+    (superproject / "planted" / ".git").write_text("gitdir: ../x\n")
+    s, leftovers = workdir.open_session(sessions, superproject, protection, *ME, q)
+    assert [f.path for f in leftovers] == ["planted/.git"]
+    workdir.close_session(s, q)
+    assert not (superproject / "CLAUDE.md").exists()
+
+
+def test_a_workdir_without_git_gets_placeholders_and_an_agent_made_repo_keeps_them(tmp_path: Path) -> None:
+    protection = plan(workdir.scan(tmp_path, POLICY), POLICY)
+    created = workdir.create_placeholders(tmp_path, protection, *ME)
+    assert (tmp_path / ".git" / "config").read_text() == ""
+    assert (tmp_path / ".git" / "hooks").is_dir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")  # the agent made a repository
+    kept = workdir.remove_placeholders(tmp_path, created)
+    assert ".git/config" in kept
+    assert (tmp_path / ".git" / "config").exists()
+    assert not (tmp_path / "CLAUDE.md").exists()
