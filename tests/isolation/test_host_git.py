@@ -179,7 +179,8 @@ def test_host_git_commands_really_ran(sandbox_run: SandboxRun) -> None:
     agent's gitlink stays in the index (its repository is quarantined), so the submodule commands may
     complain about it; status, log and checkout must succeed everywhere."""
     lines = sandbox_run.host_commands
-    refused = [x for x in lines if any(s in x for s in ("dubious ownership", "not a git repository", "denied"))]
+    refusals = ("dubious ownership", "not a git repository", "denied")
+    refused = [x for x in lines if any(s in x for s in refusals)]
     assert not refused, refused
     for line in lines:
         if " submodule " not in line:
