@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -38,7 +39,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ccstack import probes, stack
+from ccstack import agent_session, probes, stack
+from ccstack.protection import Protection
 
 AGENT_MOUNTS = ("/etc/claude-code/managed-settings.json", "/home/claude/.claude", "/run/secrets/proxy_token")
 PROXY_EXTRA_PORTS = (22, 80, 443, 3128, 8000, 8080, 8788, 9090)
@@ -167,16 +169,21 @@ def _find_agent(project: str) -> str | None:
 
 
 @contextlib.contextmanager
-def throwaway_agent(paths: stack.Paths, state: stack.State, uid: int, gid: int) -> Iterator[tuple[str, Path]]:
-    """A fresh agent container on an empty temporary workdir (removed afterwards)."""
+def throwaway_agent(
+    paths: stack.Paths, state: stack.State, uid: int, gid: int
+) -> Iterator[tuple[str, Path, Protection]]:
+    """A fresh agent container on an empty temporary workdir, started the way `ccstack claude` starts
+    one (its protective mounts and placeholders); removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="ccstack-verify-"))
     name = f"{state.project}-verify-{secrets.token_hex(3)}"
+    prepared = None
     try:
         if os.getuid() == 0:
             os.chown(workdir, uid, gid)
+        prepared = agent_session.prepare(paths, workdir, uid, gid)
         r = stack.run_compose(
             paths,
-            state,
+            agent_session.session_state(state, prepared),
             ["run", "--detach", "--name", name, "claude-sandbox", "sleep", "900"],
             capture=True,
             env={"CCSANDBOX_WORKDIR": str(workdir)},
@@ -190,9 +197,11 @@ def throwaway_agent(paths: stack.Paths, state: stack.State, uid: int, gid: int) 
             if probes.docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true":
                 break
             time.sleep(0.5)
-        yield name, workdir
+        yield name, workdir, prepared.protection
     finally:
         probes.docker("rm", "-f", name)
+        if prepared is not None:
+            agent_session.finish(paths, prepared)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -270,16 +279,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.ExitStack() as cleanup:
             agent = args.agent
             host_workdir = None
-            if agent is None:
-                agent, host_workdir = cleanup.enter_context(throwaway_agent(paths, state, uid, gid))
             sb = probes.Sandbox(
-                agent=agent,
+                agent=agent or "",
                 proxy=proxy,
-                host_workdir=host_workdir,
                 expected_uid=uid,
                 extra_mounts=AGENT_MOUNTS,
                 agent_network=network,
             )
+            if agent is None:
+                agent, host_workdir, protection = cleanup.enter_context(
+                    throwaway_agent(paths, state, uid, gid)
+                )
+                pins = tuple(g.target for g in protection.guards if g.kind == "pin")
+                sb = dataclasses.replace(
+                    sb,
+                    agent=agent,
+                    host_workdir=host_workdir,
+                    protected=tuple(g.path + ("/" if g.is_dir else "") for g in protection.read_only),
+                    extra_mounts=AGENT_MOUNTS + pins,
+                )
             results = run_probes(
                 sb,
                 proxy_container=proxy,
