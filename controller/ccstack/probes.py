@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccstack.policy import DEFAULT_PROTECTED
+
 AGENT_SCRIPT = Path(__file__).with_name("probe_agent.js")
 
 Op = dict[str, Any]
@@ -271,7 +273,9 @@ class Sandbox:
     workdir: str = "/workspace"
     host_workdir: Path | None = None
     expected_uid: int | None = None
-    protected: tuple[str, ...] = (".git/hooks", ".git/config", ".claude", ".mcp.json", ".devcontainer")
+    # Read-only workdir paths ("/" ends a directory): compose.yaml's baseline by default; a session
+    # started the `ccstack claude` way has more (ccstack.protection).
+    protected: tuple[str, ...] = DEFAULT_PROTECTED
     extra_mounts: tuple[str, ...] = ()  # mount points allowed besides the standard ones
     agent_network: str | None = None
 
@@ -800,8 +804,8 @@ def probe_writes(sb: Sandbox) -> list[ProbeResult]:
     ops: list[Op] = [{"op": "write", "path": p, "cleanup": True} for p in rootfs]
     protected_ops: list[Op] = []
     for rel in sb.protected:
-        full = f"{sb.workdir}/{rel}"
-        if rel in (".git/config", ".mcp.json"):
+        full = f"{sb.workdir}/{rel.rstrip('/')}"
+        if not rel.endswith("/"):
             protected_ops.append({"op": "write", "path": full, "mode": "append", "content": f"\n# {nonce}\n"})
             protected_ops.append({"op": "stat", "path": full})
         else:
@@ -888,7 +892,7 @@ def probe_mounts(sb: Sandbox) -> ProbeResult:
     res = exec_op(sb.agent, {"op": "read", "path": "/proc/self/mountinfo"})
     if not res.get("ok"):
         return _result("mounts", "files", False, f"cannot read mountinfo: {res.get('error')}")
-    protected = {f"{sb.workdir}/{p}" for p in sb.protected}
+    protected = {f"{sb.workdir}/{p.rstrip('/')}" for p in sb.protected}
     allowed = set(STANDARD_MOUNTS) | {sb.workdir} | protected | set(sb.extra_mounts)
     problems, scratch, host_mounts = [], [], []
     mounts = parse_mountinfo(res["text"])
