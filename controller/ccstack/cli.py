@@ -1,6 +1,7 @@
 """`ccstack`: bring the Claude Code sandbox stack up in a mode, run the agent, check, tear down.
 
     ccstack up MODE [--model M] [--key-file F] [--publish PORT] ...   local | mlx | openrouter | anthropic
+                    [--runtime runc|runsc]                          the agent under gVisor: runsc
     ccstack claude [DIR] [-- CLAUDE_ARGS...]                          the agent with DIR at /workspace
     ccstack status | logs [SERVICE...] [-f] | down [--volumes]
     ccstack render MODE                                               print the generated overlay
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-output-tokens", type=int, help="clamp for max_tokens")
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
+        p.add_argument(
+            "--runtime",
+            help="the agent's OCI runtime: runc (Docker's default) or runsc (gVisor, a user-space kernel; "
+            "scripts/install-gvisor.sh registers it). Default: `runtime` of policies/sandbox.yaml",
+        )
         if name == "up":
             p.add_argument("--wait-timeout", type=int, default=600, help="seconds to wait for health")
 
@@ -94,6 +100,7 @@ def _up_request(args: argparse.Namespace) -> stack.UpRequest:
         extra_files=tuple(os.path.abspath(f) for f in args.file),
         wait_timeout=getattr(args, "wait_timeout", 600),
         fetch=args.cmd == "up",
+        runtime=args.runtime,
     )
 
 

@@ -740,12 +740,23 @@ def probe_token_replay(sb: Sandbox, token: str, *, replay_from: Sequence[tuple[s
 # --- privileges, files, mounts ------------------------------------------------------------------------
 
 
+def _under_gvisor(sb: Sandbox) -> bool:
+    """The agent container runs under gVisor (runsc): Docker's record, not the agent's word."""
+    from ccstack import gvisor_probes
+
+    return gvisor_probes.agent_is_gvisor(sb.agent)
+
+
 def _status_fields(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if k}
 
 
 def probe_privileges(sb: Sandbox) -> ProbeResult:
     """/proc/self/status and /proc/1/status: no capabilities, no new privileges, seccomp filter, not root."""
+    if _under_gvisor(sb):
+        from ccstack import gvisor_probes  # gVisor's /proc shows these differently
+
+        return gvisor_probes.probe_privileges(sb)
     own, pid1, ident = exec_ops(
         sb.agent,
         [
@@ -935,6 +946,10 @@ def probe_sockets_and_agent_env(sb: Sandbox) -> ProbeResult:
 
 
 def probe_ipv6_off(sb: Sandbox) -> ProbeResult:
+    if _under_gvisor(sb):
+        from ccstack import gvisor_probes  # gVisor shows no /proc/sys/net
+
+        return gvisor_probes.probe_ipv6_off(sb)
     res = exec_ops(
         sb.agent,
         [

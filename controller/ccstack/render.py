@@ -61,6 +61,7 @@ class RenderOptions:
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
     extra_env: Mapping[str, str] = field(default_factory=dict)  # extra proxy environment
+    runtime: str = "runc"  # the agent's OCI runtime (ccstack.runtime); runc = Docker's default
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
     proxy["networks"] = proxy_networks
 
     sandbox: dict[str, Any] = {"environment": Override(sandbox_environment(mode, opts, policies))}
+    if opts.runtime != "runc":
+        sandbox["runtime"] = opts.runtime  # e.g. runsc (gVisor): the agent only, `compose run` included
     volumes = [
         {
             "type": "bind",

@@ -27,6 +27,13 @@ from ccstack.models import ModelError, get_spec
 from ccstack.modes import Mode, parse_mode
 from ccstack.policy import load_policies
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
+from ccstack.runtime import (
+    RuntimeNotRegistered,
+    check_registered,
+    describe,
+    load_sandbox_policy,
+    resolve_runtime,
+)
 
 REPO = Path(os.environ.get("CCSANDBOX_HOME") or Path(__file__).resolve().parents[2])
 DEFAULT_PROJECT = "ccsandbox"
@@ -327,6 +334,29 @@ class UpRequest:
     extra_files: tuple[str, ...] = ()
     wait_timeout: int = 600
     fetch: bool = True
+    runtime: str | None = None  # the agent's OCI runtime (--runtime); None: policies/sandbox.yaml's
+
+
+def agent_runtime(paths: Paths, req: UpRequest) -> str:
+    """The agent's OCI runtime: --runtime, else policies/sandbox.yaml (runc by default)."""
+    try:
+        policy = load_sandbox_policy(paths.repo / "policies")
+    except ValueError as e:
+        raise StackError(f"bad policy: {e}") from None
+    try:
+        return resolve_runtime(req.runtime, policy)
+    except ValueError as e:
+        raise StackError(str(e)) from None
+
+
+def require_runtime(name: str) -> None:
+    """Fail with how to install/register it unless Docker knows the runtime ``name``; print warnings."""
+    try:
+        warnings = check_registered(name)
+    except RuntimeNotRegistered as e:
+        raise StackError(str(e)) from None
+    for warning in warnings:
+        print(f"ccstack: warning: {warning}", file=sys.stderr)
 
 
 def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[Mode, Rendered, State]:
@@ -347,6 +377,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         context_window=req.context_window,
         max_output_tokens=req.max_output_tokens,
         publish_port=req.publish_port,
+        runtime=agent_runtime(paths, req),
     )
     if mode.name == "local":
         choice = resolve_model(req.model, fetch=req.fetch)
@@ -389,6 +420,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         extra={
             "protected": [p.spec for p in policies.mounts.protected],
             "model": opts.model or mode.default_model,
+            "runtime": opts.runtime,
         },
     )
     return mode, rendered, state
@@ -410,6 +442,7 @@ def config(paths: Paths, state: State) -> dict[str, Any]:
 def up(paths: Paths, req: UpRequest, environ: Mapping[str, str] | None = None) -> State:
     env = os.environ if environ is None else environ
     check_docker()
+    require_runtime(agent_runtime(paths, req))
     if req.publish_port is not None and port_in_use(req.publish_port):
         raise StackError(
             f"port {req.publish_port} on 127.0.0.1 is in use: stop what listens there or pick another "
@@ -513,6 +546,10 @@ def status(paths: Paths) -> int:
     check_docker()
     state = load_state(paths)
     print(f"mode: {state.mode}   project: {state.project}   model: {state.extra.get('model') or '-'}")
+    try:
+        print(f"agent runtime: {describe(state.extra.get('runtime') or 'runc')}")
+    except Exception as e:  # docker info failing must not hide the rest of the status
+        print(f"agent runtime: {state.extra.get('runtime')} (cannot ask Docker: {e})")
     print(service_table(paths, state))
     urls = proxy_urls(paths, state)
     print("proxy:")

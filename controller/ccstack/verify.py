@@ -8,7 +8,9 @@ filesystem and to the protected workdir paths refused, the workdir writable and 
 mounts, no docker socket or ssh agent, IPv6 off, no host gateway names, a listener on this host's
 0.0.0.0 and [::] unreachable from the agent, the proxy's other ports and the model server closed to
 the agent, the upstream key nowhere in the agent (``docker inspect``, every process environment, every
-readable file), the agent's token checked by the proxy, and the Docker Engine's DNS behaviour.
+readable file), the agent's token checked by the proxy, the Docker Engine's DNS behaviour, and the
+agent's runtime (runc, or gVisor's runsc when the stack asks for it; ``uname -r`` in the agent shows
+which kernel answers it: gVisor's 4.4.0 under runsc).
 
 Unless ``--agent`` names a running agent container, a throwaway one is started with
 ``docker compose run`` (exactly how ``ccstack claude`` starts it) on an empty temporary workdir, so
@@ -39,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ccstack import agent_session, probes, stack
+from ccstack import agent_session, gvisor_probes, probes, stack
 from ccstack.protection import Protection
 
 AGENT_MOUNTS = ("/etc/claude-code/managed-settings.json", "/home/claude/.claude", "/run/secrets/proxy_token")
@@ -214,6 +216,7 @@ def run_probes(
     token: str | None,
     host_listener: bool = True,
     writes: bool = True,
+    runtime: str | None = None,
 ) -> list[probes.ProbeResult]:
     """The non-destructive probes against one agent container (each failure is a result, not an error)."""
     results: list[probes.ProbeResult] = []
@@ -253,6 +256,7 @@ def run_probes(
     if token:
         attempt("token-checked", "credentials", lambda: probes.probe_token_checked(sb, token))
     attempt("engine-dns-forwarding", "dns", probe_engine_dns)
+    attempt("agent-runtime", "kernel", lambda: gvisor_probes.probe_runtime(sb, runtime))
     return results
 
 
@@ -306,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 token=token,
                 host_listener=not args.no_host_listener,
                 writes=host_workdir is not None,  # never write into the project of a running session
+                runtime=state.extra.get("runtime") if args.agent is None else None,
             )
     except stack.StackError as e:
         print(f"ccstack verify: {e}", file=sys.stderr)
