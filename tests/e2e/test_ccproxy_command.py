@@ -113,9 +113,35 @@ def test_pings_flow_while_the_upstream_prefills(stack: Any) -> None:
     assert len(ping_times) >= 3
     gaps = [b - a for a, b in itertools.pairwise(ping_times)]
     assert max(gaps) < 0.6
+    assert min(gaps) > 0.15  # one ping per silent interval, never two back to back
     assert kinds[-2:] == ["message_delta", "message_stop"]
     text = "".join(e["delta"].get("text", "") for _, e in events if e["type"] == "content_block_delta")
     assert text == "finally here"
+
+
+def test_the_installed_server_limits_heads_and_bodies(stack: Any) -> None:
+    url = stack([{"text": "unused"}])
+    port = int(url.rsplit(":", 1)[1])
+    answers = []
+    big_header = [b"x-big-%d: %s\r\n" % (i, b"a" * 16_000) for i in range(64)]  # 1 MB of headers
+    declared = [b"content-length: 41943040\r\n\r\n"]  # a 40 MB body announced
+    for lines in (big_header, declared):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: p\r\n")
+            conn.settimeout(0.05)
+            answer = b""
+            for line in lines:  # stop sending once answered, as an HTTP client does
+                conn.sendall(line)
+                try:
+                    answer = conn.recv(65_536)
+                    break
+                except TimeoutError:
+                    continue
+            conn.settimeout(10)
+            answers.append(answer + b"".join(iter(lambda c=conn: c.recv(65_536), b"")))  # until closed
+    assert answers[0].startswith(b"HTTP/1.1 431")
+    assert answers[1].startswith(b"HTTP/1.1 413")
+    assert b'"request_too_large"' in answers[1]
 
 
 def test_upstream_read_timeout_ends_the_stream_with_an_error(stack: Any) -> None:

@@ -174,3 +174,69 @@ def test_count_tokens_invalid() -> None:
         parse_count_tokens_request({"model": "m"})
     with pytest.raises(InvalidRequestError, match="body"):
         parse_count_tokens_request(None)
+
+
+# --- as strict as the Anthropic API -------------------------------------------------------------------
+
+
+def image(media_type: str) -> list[dict[str, Any]]:
+    return msg([{"type": "image", "source": {"type": "base64", "media_type": media_type, "data": "AA=="}}])
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (body(max_tokens=0), "max_tokens: Input should be greater than or equal to 1"),
+        (body(max_tokens=-5), "max_tokens: Input should be greater than or equal to 1"),
+        (body(max_tokens="100"), "max_tokens: Input should be a valid integer"),
+        (body(max_tokens=100.0), "max_tokens: Input should be a valid integer"),
+        (body(max_tokens=True), "max_tokens: Input should be a valid integer"),
+        (body(stream="yes"), "stream: Input should be a valid boolean"),
+        (body(stream=1), "stream: Input should be a valid boolean"),
+        (body(temperature=5), "temperature: Input should be less than or equal to 1"),
+        (body(temperature=-0.1), "temperature: Input should be greater than or equal to 0"),
+        (body(temperature="0.5"), "temperature: Input should be a valid number"),
+        (body(top_p=2), "top_p: Input should be less than or equal to 1"),
+        (body(top_k=-1), "top_k: Input should be greater than or equal to 0"),
+        (body(top_k=2.5), "top_k: Input should be a valid integer"),
+        (body(stop_sequences=["a", 3]), "stop_sequences.1: Input should be a valid string"),
+        (body(messages=[]), "messages: List should have at least 1 item"),
+        (body(model=""), "model: String should have at least 1 character"),
+        (body(tools=[{"name": "bad name", "input_schema": {}}]), "tools.0.name: String should match pattern"),
+        (body(tools=[{"name": "x" * 129, "input_schema": {}}]), "tools.0.name: String should match pattern"),
+        (body(tools=[{"name": "", "input_schema": {}}]), "tools.0.name: String should match pattern"),
+        (body(tools=[{"name": "mcp.tool", "input_schema": {}}]), "tools.0.name: String should match pattern"),
+        (body(messages=image("image/jpg")), "messages.0.content.0.source.media_type: Input should be"),
+        (body(messages=image("application/pdf")), "messages.0.content.0.source.media_type: Input should be"),
+        (body(tool_choice={"type": "tool"}), "tool_choice: Value error, tool_choice of type 'tool' needs"),
+        (
+            body(messages=msg([{"type": "tool_result", "tool_use_id": "t", "is_error": "true"}])),
+            "messages.0.content.0.is_error: Input should be a valid boolean",
+        ),
+    ],
+)
+def test_out_of_range_and_wrongly_typed_values_are_errors_not_coerced(payload: Any, message: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse_messages_request(payload)
+    assert info.value.message.startswith(message), info.value.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"temperature": 0, "top_p": 1, "top_k": 0, "max_tokens": 1},
+        {"temperature": 1.0, "top_p": 0.0, "stream": False, "stop_sequences": []},
+        {"tools": [{"name": "mcp__my-server__do_thing_2", "input_schema": {"type": "object"}}]},
+        {"tools": [{"name": "x" * 128, "input_schema": {}}]},
+        {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]},
+        {"tool_choice": {"type": "tool", "name": "Write"}},
+        {"messages": image("image/webp") + image("image/gif") + image("image/jpeg")},
+        {"max_tokens": 128000, "stream": True},
+    ],
+)
+def test_what_the_api_accepts_is_accepted(fields: dict[str, Any]) -> None:
+    parse_messages_request(body(**fields))
+
+
+def test_count_tokens_has_no_generation_parameters_to_check() -> None:
+    parse_count_tokens_request({"model": "m", "messages": [], "max_tokens": "ignored"})

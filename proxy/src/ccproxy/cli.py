@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from ccproxy.app import create_app
+    from ccproxy.http_server import guarded_protocol
 
     log = logging.getLogger("ccproxy")
     log.info(
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         __version__,
         settings.host,
         settings.port,
-        settings.upstream,
+        settings.upstream_shown,
         settings.upstream_kind,
         settings.backend_features,
         "" if settings.token else " (no client token: loopback only)",
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         timeout_keep_alive=75,
+        http=guarded_protocol(),  # header size limit, header and body-idle timeouts (http_server.py)
         lifespan="on",
         proxy_headers=False,  # X-Forwarded-* are not used; the middleware costs a layer per request
     )

@@ -1,9 +1,14 @@
 """Anthropic Messages API wire types.
 
 Inbound (what Claude Code sends) are pydantic v2 models with ``extra="allow"``: Claude Code adds fields
-often, and unknown fields must survive. Content blocks are a union discriminated on ``type``; block
-types this module does not know (``server_tool_use``, ``search_result``, ...) parse as ``UnknownBlock``
-and keep all their fields. Outbound (what the proxy answers) are ``TypedDict``s: plain dicts on the wire.
+often, and unknown fields must survive. They are as strict as the Anthropic API for what it documents:
+strict types (``max_tokens: "100"`` or ``stream: "yes"`` is an error, not coerced), ``max_tokens`` >= 1,
+``temperature`` and ``top_p`` in 0..1, ``top_k`` >= 0, at least one message, tool names matching
+``^[a-zA-Z0-9_-]{1,128}$``, image media types jpeg/png/gif/webp, a name for ``tool_choice: tool``
+(NaN, Infinity and lone surrogates never get here: ``validate.decode_body``). Content blocks are a
+union discriminated on ``type``; block types this module does not know (``server_tool_use``,
+``search_result``, ...) parse as ``UnknownBlock`` and keep all their fields. Outbound (what the proxy
+answers) are ``TypedDict``s: plain dicts on the wire.
 
 ``parse_messages_request(body)`` / ``parse_count_tokens_request(body)`` validate a decoded JSON body and
 raise ``errors.InvalidRequestError`` whose message names the field (``messages.0.role: ...``).
@@ -11,9 +16,9 @@ raise ``errors.InvalidRequestError`` whose message names the field (``messages.0
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypeAlias, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, Self, TypeAlias, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from ccproxy.errors import InvalidRequestError
@@ -44,7 +49,13 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # strict: JSON types as sent (no "100" -> 100, no "yes" -> True); ints are accepted for floats
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
+ImageMediaType: TypeAlias = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+UnitInterval: TypeAlias = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 # --- content blocks -----------------------------------------------------------------------------
@@ -52,7 +63,7 @@ class _Model(BaseModel):
 
 class Base64ImageSource(_Model):
     type: Literal["base64"]
-    media_type: str
+    media_type: ImageMediaType
     data: str
 
 
@@ -193,7 +204,7 @@ class Message(_Model):
 class Tool(_Model):
     """A client tool (``type`` absent or ``custom``) with a JSON schema."""
 
-    name: str
+    name: Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
     description: str | None = None
     input_schema: dict[str, Any]
     type: str | None = None
@@ -222,6 +233,12 @@ class ToolChoice(_Model):
     name: str | None = None
     disable_parallel_tool_use: bool | None = None
 
+    @model_validator(mode="after")
+    def _tool_needs_a_name(self) -> Self:
+        if self.type == "tool" and not self.name:
+            raise ValueError("tool_choice of type 'tool' needs the tool's 'name'")
+        return self
+
 
 class ThinkingConfig(_Model):
     type: str  # enabled | disabled | adaptive | future kinds
@@ -234,7 +251,7 @@ class OutputConfig(_Model):
 
 
 class _RequestBase(_Model):
-    model: str
+    model: Annotated[str, Field(min_length=1)]
     messages: list[Message]
     system: str | list[TextBlock] | None = None
     tools: list[AnyTool] | None = None
@@ -251,12 +268,13 @@ class CountTokensRequest(_RequestBase):
 class MessagesRequest(_RequestBase):
     """``POST /v1/messages``."""
 
-    max_tokens: int
+    messages: Annotated[list[Message], Field(min_length=1)]
+    max_tokens: Annotated[int, Field(ge=1)]
     stream: bool | None = None
     stop_sequences: list[str] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    temperature: UnitInterval | None = None
+    top_p: UnitInterval | None = None
+    top_k: Annotated[int, Field(ge=0)] | None = None
     metadata: dict[str, Any] | None = None
     context_management: dict[str, Any] | None = None
     service_tier: str | None = None
