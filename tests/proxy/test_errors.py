@@ -46,7 +46,13 @@ def test_error_classes(cls: Callable[[str], ProxyError], status: int, error_type
     assert err.status == status
     assert err.error_type == error_type
     assert err.to_body() == {"type": "error", "error": {"type": error_type, "message": "msg"}}
-    assert err.headers() == {}
+    # a 413 leaves the body unread: the connection is closed after it
+    assert err.headers() == ({"connection": "close"} if status == 413 else {})
+
+
+def test_messages_with_lone_surrogates_stay_encodable() -> None:
+    err = from_upstream_payload({"message": "bad \ud800 text"})
+    assert err.message.encode() == "upstream error: bad \ufffd text".encode()
 
 
 def test_headers_and_base_constructor() -> None:

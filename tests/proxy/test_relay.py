@@ -53,3 +53,30 @@ def test_stats_follow_usage_in_events() -> None:
     assert stats.stop_reason == "end_turn"
     assert stats.events is not None
     assert len(stats.events) == 3
+
+
+def test_stats_ignore_usage_of_the_wrong_shape() -> None:
+    stats = StreamStats()
+    stats.observe(
+        [
+            {"type": "message_start", "message": ["not", "a", "dict"]},
+            {
+                "type": "message_start",
+                "message": {"usage": {"input_tokens": "12", "cache_read_input_tokens": [1]}},
+            },
+            {"type": "message_delta", "delta": "x", "usage": {"output_tokens": 3.5, "input_tokens": True}},
+            {"type": "message_delta", "usage": "none"},
+        ]
+    )
+    assert (stats.input_tokens, stats.output_tokens, stats.cache_read_tokens, stats.stop_reason) == (
+        0,
+        0,
+        0,
+        None,
+    )
+
+
+def test_chunks_with_bytes_that_are_not_utf8_are_repaired() -> None:
+    assert parse_chunk(b'{"choices":[{"delta":{"content":"a\xffb"}}]}') == {
+        "choices": [{"delta": {"content": "a\ufffdb"}}]
+    }

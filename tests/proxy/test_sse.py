@@ -51,3 +51,13 @@ def test_encode_events_and_ping() -> None:
         {"type": "message_stop"}
     )
     assert encode_events([]) == b""
+
+
+def test_encoding_never_fails_on_text_and_never_writes_nan() -> None:
+    event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a\ud800b"}}
+    data = encode_event(event)
+    assert data.decode("utf-8").endswith('"text":"a\ufffdb"}}\n\n')
+    joined = encode_event({"type": "error", "error": {"message": "\ud83d\ude00"}})
+    assert "\U0001f600" in joined.decode()
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode_event({"type": "message_delta", "usage": {"output_tokens": float("nan")}})

@@ -27,6 +27,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ccproxy.text_repair import repair_text
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -62,6 +64,7 @@ class ProxyError(Exception):
         retry_after: float | None = None,
         should_retry: bool | None = None,
     ) -> None:
+        message = repair_text(message)  # upstream text in a message: always encodable
         super().__init__(message)
         self.status = status
         self.error_type = error_type
@@ -130,6 +133,10 @@ class NotFoundError(_FixedError):
 class RequestTooLargeError(_FixedError):
     STATUS = 413
     ERROR_TYPE = "request_too_large"
+
+    def headers(self) -> dict[str, str]:
+        # the rest of the body is not read: the connection cannot carry another request
+        return {**super().headers(), "connection": "close"}
 
 
 class RateLimitError(_FixedError):

@@ -11,14 +11,15 @@ the backend processes the prompt). The upstream's own read timeout still ends a 
     async for data in pump.relay(translator): ...
 
 Every stream ends with `message_delta` + `message_stop` (from `translator.finish()`) or an `error` event
-(from `translator.fail(err)`). If the client goes away, the generator is cancelled and so is the
-upstream task, which closes the upstream connection.
+(from `translator.fail(err)`): whatever the upstream sends (garbage, bytes that are not UTF-8, escaped
+surrogate halves, a cut) is repaired or ends in an error event, and encoding the events happens inside
+that error handling too. If the client goes away, the generator is cancelled and so is the upstream
+task, which closes the upstream connection. `UpstreamTask` is shared with `raw_relay.RawRelay`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -31,11 +32,13 @@ import httpx
 
 from ccproxy.errors import ApiError, ProxyError, UpstreamProtocolError, from_upstream_payload
 from ccproxy.sse import PING, encode_event, encode_events
+from ccproxy.text_repair import SurrogateRepair, decode_text, may_hold_surrogates
 from ccproxy.upstream import transport_error
 
 log = logging.getLogger("ccproxy")
 
-_END = object()
+END = object()
+"""Queued after the last chunk: the upstream answer is complete."""
 _QUEUE_SIZE = 4096
 DRAIN_SECONDS = 5.0
 """How long the rest of an upstream response after `[DONE]` may take to arrive (read so the keep-alive
@@ -72,22 +75,31 @@ class StreamStats:
         for event in events:
             kind = event.get("type")
             if kind == "message_start":
-                usage = event.get("message", {}).get("usage") or {}
-                self.input_tokens = int(usage.get("input_tokens") or 0)
-                self.cache_read_tokens = int(usage.get("cache_read_input_tokens") or 0)
+                message = event.get("message")
+                usage = _mapping(message.get("usage") if isinstance(message, dict) else None)
+                self.input_tokens = _count(usage.get("input_tokens"), 0)
+                self.cache_read_tokens = _count(usage.get("cache_read_input_tokens"), 0)
             elif kind == "message_delta":
-                usage = event.get("usage") or {}
-                self.output_tokens = int(usage.get("output_tokens") or self.output_tokens)
-                if usage.get("input_tokens") is not None:
-                    self.input_tokens = int(usage["input_tokens"])
-                if usage.get("cache_read_input_tokens") is not None:
-                    self.cache_read_tokens = int(usage["cache_read_input_tokens"])
-                self.stop_reason = (event.get("delta") or {}).get("stop_reason")
+                usage = _mapping(event.get("usage"))
+                self.output_tokens = _count(usage.get("output_tokens"), self.output_tokens)
+                self.input_tokens = _count(usage.get("input_tokens"), self.input_tokens)
+                self.cache_read_tokens = _count(usage.get("cache_read_input_tokens"), self.cache_read_tokens)
+                stop_reason = _mapping(event.get("delta")).get("stop_reason")
+                self.stop_reason = stop_reason if isinstance(stop_reason, str) else None
         if self.events is not None:
             self.events.extend(events)
 
 
-class _UpstreamTask:
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: object, default: int) -> int:
+    """A token count from an event (the upstream's own, for pass-through): ints only."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+class UpstreamTask:
     """Runs the upstream request in its own task and queues what it reads (or the error it hits)."""
 
     def __init__(
@@ -159,7 +171,7 @@ class _UpstreamTask:
         """Queue the end of the stream (once)."""
         if not self._ended:
             self._ended = True
-            await self._put(_END)
+            await self._put(END)
 
     async def _read(self, response: httpx.Response) -> None:
         raise NotImplementedError
@@ -227,8 +239,9 @@ class SSEDataDecoder:
 
 
 def parse_chunk(data: bytes) -> dict[str, Any]:
+    """One upstream chunk. Bytes that are not UTF-8 become U+FFFD (a stray byte must not end an answer)."""
     try:
-        chunk = json.loads(data)
+        chunk = json.loads(decode_text(data))
     except ValueError:
         raise UpstreamProtocolError(f"upstream sent a malformed stream chunk: {data[:200]!r}") from None
     if not isinstance(chunk, dict):
@@ -238,7 +251,7 @@ def parse_chunk(data: bytes) -> dict[str, Any]:
     return chunk
 
 
-class StreamPump(_UpstreamTask):
+class StreamPump(UpstreamTask):
     """OpenAI chat-completion chunks in, Anthropic SSE bytes out (through a pure translator).
 
     The producer queues the chunks of each network read as one list; the relay translates everything
@@ -247,6 +260,7 @@ class StreamPump(_UpstreamTask):
 
     async def _read(self, response: httpx.Response) -> None:
         decoder = SSEDataDecoder()
+        repair = SurrogateRepair()  # text with escaped surrogate halves (rare): repaired before translation
         stream = response.aiter_bytes()
         async for data in stream:
             chunks: list[dict[str, Any]] = []
@@ -257,11 +271,17 @@ class StreamPump(_UpstreamTask):
                         done = True
                         break
                     if payload:
-                        chunks.append(parse_chunk(payload))
+                        chunk = parse_chunk(payload)
+                        if repair.holding or may_hold_surrogates(payload):
+                            chunks += repair.chunk(chunk)
+                        else:
+                            chunks.append(chunk)
             finally:
                 if chunks:
                     await self._put(chunks)
             if done:
+                if repair.holding:
+                    await self._put(repair.flush())
                 # The client's stream can end now, in the same write as the last chunks; the rest of
                 # the upstream response is read only so the keep-alive connection can be reused.
                 await self._end()
@@ -269,7 +289,11 @@ class StreamPump(_UpstreamTask):
                     async for _ in stream:
                         pass
                 return
-        chunks = [parse_chunk(p) for p in decoder.flush() if p and p != b"[DONE]"]
+        chunks = []
+        for payload in decoder.flush():
+            if payload and payload != b"[DONE]":
+                chunks += repair.chunk(parse_chunk(payload))
+        chunks += repair.flush()
         if chunks:
             await self._put(chunks)
 
@@ -277,7 +301,7 @@ class StreamPump(_UpstreamTask):
         """Events for one queued item, and whether the stream ends with them."""
         stats = self.stats
         try:
-            if item is _END:
+            if item is END:
                 return translator.finish(), True
             if isinstance(item, ProxyError):
                 stats.error = item
@@ -294,6 +318,20 @@ class StreamPump(_UpstreamTask):
             log.exception("stream translation failed")
             stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
             return [stats.error.to_body()], True
+
+    def _encode(self, events: list[dict[str, Any]], last: bool) -> tuple[bytes, bool]:
+        """The SSE bytes of `events`, and whether the stream ends with them. Events that cannot be
+        encoded (a proxy bug) are replaced by an error event that ends the stream: never a silent cut."""
+        stats = self.stats
+        try:
+            data = encode_events(events)
+        except Exception as exc:
+            log.exception("stream event encoding failed")
+            stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
+            events = [stats.error.to_body()]
+            data, last = encode_event(events[0]), True
+        stats.observe(events)
+        return data, last
 
     async def relay(self, translator: Translator) -> AsyncGenerator[bytes, None]:
         """The client's SSE bytes. Always ends with message_stop or an error event.
@@ -312,9 +350,9 @@ class StreamPump(_UpstreamTask):
                     more, last = self._translate(translator, queue.get_nowait())
                     events += more
                 if events:
-                    stats.observe(events)
+                    data, last = self._encode(events, last)
                     self.last_chunk = last
-                    yield encode_events(events)
+                    yield data
                     written = time.monotonic()
                 elif time.monotonic() - written >= self._ping_interval:
                     # chunks arrive but translate to nothing yet (a tool call held back): keep alive
@@ -323,64 +361,13 @@ class StreamPump(_UpstreamTask):
                 if last:
                     break
                 item = await self._next()
-                if item is None:
+                if item is None:  # silent for a whole interval: one ping
                     yield PING
+                    written = time.monotonic()
                     events = []
                     continue
                 events, last = self._translate(translator, item)
             self._relayed = True
-        except (asyncio.CancelledError, GeneratorExit):
-            stats.disconnected = True
-            raise
-        finally:
-            self._finished()
-
-
-class RawRelay(_UpstreamTask):
-    """Pass-through of an Anthropic-native stream: bytes forwarded untouched.
-
-    Pings are only inserted at event boundaries while the upstream is silent; a stream that ends without
-    `message_stop` (cut, timeout, garbage) gets an `error` event appended.
-    """
-
-    async def _read(self, response: httpx.Response) -> None:
-        async for data in response.aiter_bytes():
-            if data:
-                await self._put(data)
-
-    async def relay(self) -> AsyncGenerator[bytes, None]:
-        stats = self.stats
-        usage = SSEDataDecoder()  # usage from message_start / message_delta, for logs and metrics
-        tail = b"\n\n"  # the last bytes forwarded (an event boundary when they end with a blank line)
-        stopped = False
-        try:
-            while True:
-                item = await self._next()
-                if item is None:
-                    if tail.endswith(b"\n\n"):
-                        yield PING
-                    continue
-                if isinstance(item, bytes):
-                    for payload in usage.feed(item):
-                        if b'"usage"' in payload:
-                            with contextlib.suppress(ValueError):
-                                stats.observe([json.loads(payload)])
-                    stopped = stopped or b"event: message_stop" in tail[-32:] + item
-                    tail = (tail + item)[-64:]
-                    yield item
-                    continue
-                if item is _END and stopped:
-                    self._relayed = True
-                    break
-                err = (
-                    item
-                    if isinstance(item, ProxyError)
-                    else UpstreamProtocolError("upstream stream ended before message_stop")
-                )
-                stats.error = err
-                yield (b"" if tail.endswith(b"\n\n") else b"\n\n") + encode_event(err.to_body())
-                self._relayed = True
-                break
         except (asyncio.CancelledError, GeneratorExit):
             stats.disconnected = True
             raise

@@ -13,16 +13,25 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ccproxy.text_repair import repair_text
+
 __all__ = ["PING", "encode_event", "encode_events"]
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    """Encode one event as ``event: <type>\\ndata: <compact JSON>\\n\\n``."""
+    """Encode one event as ``event: <type>\\ndata: <compact JSON>\\n\\n``.
+
+    The data is always valid JSON in valid UTF-8: NaN and Infinity raise ``ValueError``; a lone UTF-16
+    surrogate in a string becomes U+FFFD instead of failing the encoding."""
     name = event.get("type")
     if not isinstance(name, str) or not name or "\n" in name or "\r" in name:
         raise ValueError(f"an SSE event needs a one-line string 'type', got {name!r}")
-    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    return b"event: " + name.encode() + b"\ndata: " + data.encode() + b"\n\n"
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        encoded = data.encode()
+    except UnicodeEncodeError:
+        encoded = repair_text(data).encode()
+    return b"event: " + name.encode() + b"\ndata: " + encoded + b"\n\n"
 
 
 def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ccproxy.errors import ProxyError
 from ccproxy.translate_stream import StreamTranslator
+from ccproxy.validate import loads_strict
 
 __all__ = [
     "ChunkRewriter",
@@ -95,7 +96,7 @@ def _could_be_head(text: str, names: frozenset[str]) -> bool:
 
 def _as_call(candidate: str, names: frozenset[str]) -> ToolCall | None:
     try:
-        value = json.loads(candidate)
+        value = loads_strict(candidate)  # NaN/Infinity: not a call, text
     except ValueError:
         return None
     if not isinstance(value, dict) or value.get("name") not in names:
@@ -106,7 +107,7 @@ def _as_call(candidate: str, names: frozenset[str]) -> ToolCall | None:
     arguments: object = value[keys[0]] if keys else {}
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
+            arguments = loads_strict(arguments) if arguments.strip() else {}
         except ValueError:
             return None
     if not isinstance(arguments, dict):

@@ -5,7 +5,8 @@
   ``tool_use`` block per tool call, in order, ``input`` parsed to an object (ids kept; missing ids
   get a deterministic ``toolu_`` id).
 - ``finish_reason``: ``stop`` -> ``end_turn`` (``stop_sequence`` when the upstream names the matched
-  stop string — vLLM's ``stop_reason``, llama.cpp's ``stopping_word`` — or the text ends with one),
+  stop string — vLLM's ``stop_reason``, llama.cpp's ``[__verbose.]stopping_word`` — or the text ends
+  with one),
   ``length`` -> ``max_tokens``, any tool call -> ``tool_use`` (``tool_calls`` without one -> ``end_turn``),
   ``content_filter`` -> ``refusal``.
 - usage: ``input_tokens`` excludes cached tokens; ``cache_read_input_tokens`` from
@@ -25,6 +26,7 @@ from typing import Any
 
 from ccproxy.errors import UpstreamProtocolError, from_upstream_payload
 from ccproxy.types_anthropic import MessageDict, OutContentBlock, StopReason, UsageDict
+from ccproxy.validate import loads_strict
 
 __all__ = [
     "TokenCounts",
@@ -53,7 +55,7 @@ def parse_tool_arguments(arguments: str, *, name: str) -> dict[str, Any]:
     if not arguments.strip():
         return {}
     try:
-        value = json.loads(arguments)
+        value = loads_strict(arguments)  # NaN/Infinity would reach the client as invalid JSON
     except ValueError as exc:
         raise UpstreamProtocolError(
             f"upstream tool call {name!r} has invalid JSON arguments: {exc}: {arguments[:200]!r}"
@@ -93,10 +95,14 @@ def matched_stop_sequence(
     stop_sequences: Sequence[str],
     text_tail: str,
 ) -> str | None:
-    """Which of the request's stop sequences ended the generation, if the upstream says or shows it."""
+    """Which of the request's stop sequences ended the generation, if the upstream says or shows it:
+    vLLM's ``choice.stop_reason``, llama.cpp's ``stopping_word`` (in ``__verbose`` for its OpenAI
+    endpoints), or text that ends with one."""
     if not stop_sequences:
         return None
-    for candidate in (choice.get("stop_reason"), choice.get("stopping_word"), top.get("stopping_word")):
+    verbose = top.get("__verbose")
+    said = verbose.get("stopping_word") if isinstance(verbose, Mapping) else None
+    for candidate in (choice.get("stop_reason"), choice.get("stopping_word"), top.get("stopping_word"), said):
         if isinstance(candidate, str) and candidate in stop_sequences:
             return candidate
     for seq in stop_sequences:
@@ -222,9 +228,8 @@ def to_anthropic_message(
         name: str = function["name"]
         arguments = function.get("arguments", "")
         if isinstance(arguments, dict):  # some servers send the object itself
-            parsed = arguments
-        else:
-            parsed = parse_tool_arguments(_optional_str(arguments, "tool arguments"), name=name)
+            arguments = json.dumps(arguments)
+        parsed = parse_tool_arguments(_optional_str(arguments, "tool arguments"), name=name)
         call_id = call.get("id")
         content.append(
             {
