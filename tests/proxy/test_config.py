@@ -143,3 +143,23 @@ def test_the_example_config_loads() -> None:
     assert s.backend_features == "llama-server"
     assert s.model_map.resolve("claude-haiku-4-5") == "qwen2.5-coder-0.5b"
     assert s.model_map.resolve("claude-opus-4-8") == "claude-opus-4-8"
+
+
+@pytest.mark.parametrize(
+    ("url", "bare", "credentials", "shown"),
+    [
+        ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1", None, "http://127.0.0.1:8080/v1"),
+        (
+            "https://user:p%40ss@h:8443/v1",
+            "https://h:8443/v1",
+            ("user", "p@ss"),
+            "https://[redacted]@h:8443/v1",
+        ),
+        ("https://token@h/v1", "https://h/v1", ("token", ""), "https://[redacted]@h/v1"),
+    ],
+)
+def test_upstream_url_credentials(url: str, bare: str, credentials: object, shown: str) -> None:
+    s = Settings(upstream=url)
+    assert (s.upstream_url, s.upstream_credentials, s.upstream_shown) == (bare, credentials, shown)
+    assert "p@ss" not in repr(s)
+    assert "p%40ss" not in repr(s)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
 import httpx
 import pytest
 from ccproxy.errors import (
@@ -11,7 +15,7 @@ from ccproxy.errors import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
-from ccproxy.upstream import Upstream
+from ccproxy.upstream import Upstream, is_stale_connection
 
 pytestmark = pytest.mark.app
 
@@ -96,3 +100,118 @@ async def test_error_status_and_bad_json() -> None:
     assert unchecked.status_code == 429
     with pytest.raises(UpstreamProtocolError, match="not JSON"):
         await upstream.post_json("/x", {})
+
+
+# --- a pooled connection that was dead: sent once more ----------------------------------------------
+
+
+def flaky(failures: list[Exception]) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport that raises the given errors first, then answers 200."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if failures:
+            raise failures.pop(0)
+        return httpx.Response(200, json={"ok": True})
+
+    return httpx.MockTransport(handler), seen
+
+
+async def test_a_request_whose_connection_dropped_before_answering_is_sent_once_more() -> None:
+    retries: list[None] = []
+    transport, seen = flaky([httpx.RemoteProtocolError("Server disconnected without sending a response.")])
+    upstream = Upstream(
+        "http://up.test/v1",
+        kind="openai",
+        api_key=None,
+        read_timeout=7,
+        connect_timeout=1,
+        transport=transport,
+        on_retry=lambda: retries.append(None),
+    )
+    async with upstream.stream("/chat/completions", b'{"a":1}') as response:
+        assert response.status_code == 200
+    assert len(seen) == 2
+    assert seen[0].content == seen[1].content == b'{"a":1}'
+    assert len(retries) == 1
+
+
+async def test_only_once_and_never_for_connect_failures_or_timeouts() -> None:
+    stale = httpx.RemoteProtocolError("Server disconnected")
+    transport, seen = flaky([stale, httpx.RemoteProtocolError("again")])
+    with pytest.raises(OverloadedError, match="again"):
+        await make(transport).send("/chat/completions", b"{}")
+    assert len(seen) == 2
+    for exc in (httpx.ConnectError("refused"), httpx.ReadTimeout("silent")):
+        transport, seen = flaky([exc])
+        with pytest.raises(ProxyError):
+            await make(transport).send("/chat/completions", b"{}")
+        assert len(seen) == 1
+
+
+def connection_key() -> Any:
+    """Stands in for aiohttp's ConnectionKey: the fields a ClientConnectorError's message reads."""
+    return SimpleNamespace(host="up.test", port=80, is_ssl=False, ssl=True)
+
+
+def mapped(cause: BaseException) -> httpx.HTTPError:
+    """What httpx-aiohttp raises for an aiohttp error (aiohttp's connection errors -> ConnectTimeout)."""
+    exc = httpx.ConnectTimeout(str(cause))
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "stale"),
+    [
+        (mapped(aiohttp.ServerDisconnectedError()), True),
+        (mapped(aiohttp.ClientOSError(104, "Connection reset by peer")), True),
+        (mapped(aiohttp.ClientConnectorError(connection_key(), OSError(111, "refused"))), False),
+        (mapped(aiohttp.ServerTimeoutError("timeout")), False),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
+        (httpx.ConnectError("refused"), False),
+        (httpx.ReadTimeout("silent"), False),
+    ],
+)
+def test_is_stale_connection(exc: httpx.HTTPError, stale: bool) -> None:
+    assert is_stale_connection(exc) is stale
+
+
+# --- credentials from the upstream URL, and repaired JSON answers -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "expected"),
+    [
+        ("openai", None, {"authorization": "Basic dXNlcjpwQHNz"}),
+        ("openai", "k-1", {"authorization": "Bearer k-1"}),
+        ("anthropic", "k-1", {"authorization": "Basic dXNlcjpwQHNz", "x-api-key": "k-1"}),
+    ],
+)
+async def test_url_credentials_travel_as_basic_auth(
+    kind: str, key: str | None, expected: dict[str, str]
+) -> None:
+    transport, seen = flaky([])
+    upstream = Upstream(
+        "http://up.test/v1",
+        kind=kind,
+        api_key=key,
+        read_timeout=7,
+        connect_timeout=1,
+        transport=transport,
+        credentials=("user", "p@ss"),
+    )
+    await upstream.send("/x", b"{}", headers={"authorization": "from the client"})
+    got = {k: v for k, v in seen[0].headers.items() if k in ("authorization", "x-api-key")}
+    assert got == expected
+    assert "@" not in str(seen[0].url)
+
+
+async def test_json_answers_are_repaired() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"text": "a\\ud800 \xff \\ud83d\\ude00"}')
+
+    assert await make(httpx.MockTransport(handler)).post_json("/x", {}) == {
+        "text": "a\ufffd \ufffd \U0001f600"
+    }

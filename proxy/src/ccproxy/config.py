@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -32,7 +33,7 @@ class ConfigError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
-    upstream: str = "http://127.0.0.1:8080/v1"
+    upstream: str = field(default="http://127.0.0.1:8080/v1", repr=False)  # may hold credentials
     upstream_kind: UpstreamKind = "openai"
     upstream_key_file: Path | None = None
     upstream_key: str | None = field(default=None, repr=False)
@@ -62,6 +63,25 @@ class Settings:
     config: Path | None = None
 
     @property
+    def upstream_url(self) -> str:
+        """The upstream URL without credentials (they travel as a header: `Upstream`)."""
+        return split_credentials(self.upstream)[0]
+
+    @property
+    def upstream_credentials(self) -> tuple[str, str] | None:
+        """(user, password) from an upstream URL like `https://user:pass@host/v1`, decoded."""
+        return split_credentials(self.upstream)[1]
+
+    @property
+    def upstream_shown(self) -> str:
+        """The upstream URL as /health, /metrics and the logs show it: credentials redacted."""
+        url, credentials = split_credentials(self.upstream)
+        if credentials is None:
+            return url
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc="[redacted]@" + parts.netloc))
+
+    @property
     def model_map(self) -> ModelMap:
         return ModelMap(self.model_rules, default=self.model, side=self.side_model)
 
@@ -77,6 +97,16 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`https://user:pass@host/v1` -> (`https://host/v1`, ("user", "pass")); other URLs unchanged."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=hostport)), (unquote(user), unquote(password))
 
 
 # name -> (env var, parser); the config-file key is the name itself.

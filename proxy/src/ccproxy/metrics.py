@@ -47,6 +47,18 @@ class Metrics:
             ["upstream", "model", "kind"],
             registry=self.registry,
         )
+        self.count_failures = Counter(
+            "ccproxy_preflight_count_failures",
+            "Pre-flight token counts with llama-server that failed (the context check was skipped).",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "ccproxy_upstream_retries",
+            "Requests sent again on a new connection because the pooled one closed before answering.",
+            ["upstream"],
+            registry=self.registry,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._ttfb_children: dict[str, Any] = {}
         self._token_children: dict[str, tuple[Any, ...]] = {}
@@ -82,6 +94,12 @@ class Metrics:
         for child, n in zip(children, (input, output, cache_read), strict=True):
             if n:
                 child.inc(n)
+
+    def observe_count_failure(self) -> None:
+        self.count_failures.labels(self.upstream).inc()
+
+    def observe_retry(self) -> None:
+        self.retries.labels(self.upstream).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

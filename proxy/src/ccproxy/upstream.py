@@ -3,22 +3,31 @@
 `Upstream` sends `httpx.Request`s through one pooled httpx transport, which is injectable (tests pass
 `httpx.MockTransport`). It calls the transport directly: `httpx.AsyncClient`'s layers (cookie jar,
 auth and redirect loops, event hooks) have nothing to do here and cost ~5% of a streamed request's
-CPU (profiled). It injects the upstream key, applies the proxy's own timeouts, and turns
-transport failures into Anthropic-shaped `ProxyError`s:
+CPU (profiled). It injects the upstream key (and credentials from the upstream URL, as Basic auth),
+applies the proxy's own timeouts, and turns transport failures into Anthropic-shaped `ProxyError`s:
 
     httpx.ConnectError / ConnectTimeout / PoolTimeout -> OverloadedError (529, "upstream unreachable")
     httpx.ReadTimeout                                  -> UpstreamTimeoutError (504, "upstream silent ...")
     httpx.RemoteProtocolError / ReadError / ...        -> OverloadedError (529, "connection failed")
     a non-2xx status                                   -> errors.from_upstream_status(...)
+
+A pooled keep-alive connection can be dead by the time it is reused (llama-server closes connections
+after streamed answers and after 5 s idle; the pool notices only when the close has been read). A
+request whose connection drops before any byte of the answer arrived has generated nothing: it is sent
+once more, on a connection opened for it (`is_stale_connection`). Nothing is ever retried after the
+answer started.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -29,7 +38,9 @@ from ccproxy.errors import (
     UpstreamTimeoutError,
     from_upstream_status,
 )
+from ccproxy.text_repair import decode_text, may_hold_surrogates, repair_strings
 
+log = logging.getLogger("ccproxy")
 ERROR_BODY_LIMIT = 64 * 1024
 
 
@@ -43,11 +54,17 @@ class Upstream:
         read_timeout: float,
         connect_timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        credentials: tuple[str, str] | None = None,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.kind = kind
         self.read_timeout = read_timeout
         self._api_key = api_key
+        self._basic = _basic_auth(credentials)
+        if self._basic and api_key and kind == "openai":
+            log.warning("upstream URL credentials not used: the upstream key takes the Authorization header")
+        self._on_retry = on_retry
         self._timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=None
         )
@@ -56,6 +73,8 @@ class Upstream:
         # httpx's API (and its MockTransport seam for tests) over aiohttp's connection pool: per streamed
         # request it costs about half the CPU of httpx's own httpcore transport (bench/README.md).
         self._transport = transport or AiohttpTransport(limits=limits, trust_env=False)
+        # retries after a dead pooled connection: a connection of their own (an injected transport in tests)
+        self._fresh = transport or AiohttpTransport(client=_fresh_session, trust_env=False)
         self._urls: dict[str, httpx.URL] = {}
         self._base_headers = {"accept-encoding": "identity", "user-agent": "ccproxy", **self.auth_headers()}
 
@@ -66,18 +85,30 @@ class Upstream:
         return base[: -len("/v1")] if base.endswith("/v1") else base
 
     def auth_headers(self) -> dict[str, str]:
+        headers = {"authorization": self._basic} if self._basic else {}
         if not self._api_key:
-            return {}
+            return headers
         if self.kind == "anthropic":
-            return {"x-api-key": self._api_key}
+            return {**headers, "x-api-key": self._api_key}
         return {"authorization": f"Bearer {self._api_key}"}
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+        if self._fresh is not self._transport:
+            await self._fresh.aclose()
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send through the transport (what `AsyncClient.send` does, minus the layers not used)."""
-        response = await self._transport.handle_async_request(request)
+        """Send through the transport (what `AsyncClient.send` does, minus the layers not used); once
+        more on a new connection when the pooled one was dead."""
+        try:
+            response = await self._transport.handle_async_request(request)
+        except httpx.HTTPError as exc:
+            if not is_stale_connection(exc):
+                raise
+            log.info("upstream connection closed before an answer (%s): sent again on a new connection", exc)
+            if self._on_retry is not None:
+                self._on_retry()
+            response = await self._fresh.handle_async_request(request)
         response.request = request
         if not stream:
             try:
@@ -185,10 +216,37 @@ class Upstream:
 
 
 def decode_json(data: bytes, *, what: str) -> Any:
+    """An upstream JSON answer, its text repaired (bytes that are not UTF-8, lone surrogates: U+FFFD)."""
     try:
-        return json.loads(data)
-    except ValueError as exc:
+        value = json.loads(decode_text(data))
+    except (ValueError, RecursionError) as exc:
         raise UpstreamProtocolError(f"upstream {what}: answer is not JSON: {exc}") from exc
+    return repair_strings(value) if may_hold_surrogates(data) else value
+
+
+def is_stale_connection(exc: httpx.HTTPError) -> bool:
+    """Whether a send failed because the connection was closed or reset before any byte of the answer
+    (never because it could not connect): over aiohttp a `ServerDisconnectedError` or a reset, which
+    httpx-aiohttp maps to `ConnectTimeout`; over httpx's own transport a `RemoteProtocolError`."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return False
+    if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return True
+    return isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError)
+
+
+def _fresh_session() -> aiohttp.ClientSession:
+    """A session that opens a new connection for every request (and closes it after)."""
+    ssl_context = httpx.create_ssl_context(trust_env=False)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, ssl=ssl_context))
+
+
+def _basic_auth(credentials: tuple[str, str] | None) -> str | None:
+    if credentials is None:
+        return None
+    token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 def transport_error(exc: httpx.HTTPError, read_timeout: float) -> ProxyError:
