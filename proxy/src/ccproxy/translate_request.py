@@ -26,7 +26,8 @@ Mapping:
   it, as Anthropic's tool search does; ``tool_choice``
   auto/any/tool/none -> auto/required/function/none, ``disable_parallel_tool_use`` ->
   ``parallel_tool_calls: false``.
-- ``stop_sequences``/``temperature``/``top_p``/``top_k`` -> ``stop``/``temperature``/``top_p``/``top_k``;
+- ``stop_sequences``/``temperature``/``top_p``/``top_k`` -> ``stop``/``temperature``/``top_p``/``top_k``
+  (for llama-server with ``verbose``, which makes it tell the stop string that matched);
   ``output_config.format`` (JSON schema) -> ``response_format``; ``max_tokens`` clamped.
 - ``cache_control``, ``metadata``, ``context_management``, ``output_config.effort``, ``service_tier``
   and ``thinking`` are accepted and not forwarded (``thinking`` optionally becomes
@@ -105,6 +106,9 @@ class RequestOptions:
     block in some tool result names it (as the Anthropic API does). False sends every tool."""
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     """Extra top-level keys for the upstream body (e.g. ``cache_prompt``)."""
+    llama_stop_word: bool = False
+    """With ``stop_sequences``, ask llama-server which one matched (``verbose``: its last chunk then
+    carries ``__verbose.stopping_word``), since its OpenAI answers only say ``finish_reason: stop``."""
 
 
 def is_billing_header(text: str) -> bool:
@@ -136,6 +140,8 @@ def to_openai_request(
         body["max_tokens"] = max(1, max_tokens)
         if req.stop_sequences:
             body["stop"] = list(req.stop_sequences)
+            if opts.llama_stop_word:
+                body["verbose"] = True
         if req.temperature is not None:
             body["temperature"] = req.temperature
         if req.top_p is not None:

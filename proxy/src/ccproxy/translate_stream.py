@@ -158,6 +158,8 @@ class StreamTranslator:
             self._counts = self._counts.merged(token_counts(chunk))
         if "stopping_word" in chunk:
             self._stop_hints["stopping_word"] = chunk["stopping_word"]
+        if "__verbose" in chunk:  # llama-server asked with `verbose`: the stop string that matched
+            self._stop_hints["__verbose"] = chunk["__verbose"]
         choices = chunk.get("choices")
         if choices is None:
             return out
@@ -181,7 +183,8 @@ class StreamTranslator:
         has_tools = bool(self._tools_seen)
         stop_seq = None
         if self._finish_reason == "stop" and not has_tools:
-            stop_seq = matched_stop_sequence(self._stop_hints, {}, self._stop_sequences, self._text_tail)
+            hints = self._stop_hints
+            stop_seq = matched_stop_sequence(hints, hints, self._stop_sequences, self._text_tail)
         stop_reason = map_stop_reason(self._finish_reason, has_tool_calls=has_tools, stop_sequence=stop_seq)
         usage = self._counts.usage(input_fallback=self.input_tokens, output_fallback=self._fragments)
         out.append(
