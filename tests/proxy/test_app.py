@@ -308,7 +308,7 @@ async def test_client_token(headers: dict[str, str], status: int) -> None:
         (b"{not json", "invalid JSON"),
         (b"", "empty request body"),
         (b"[1, 2]", "body"),
-        (json.dumps({"model": "m", "messages": []}).encode(), "max_tokens"),
+        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(), "max_tokens"),
         (json.dumps(messages_body(messages=[{"role": "robot", "content": "x"}])).encode(), "messages.0.role"),
     ],
 )
@@ -1097,3 +1097,124 @@ async def test_side_requests_max_tokens_clamped() -> None:
     async with client_for(upstream, replace(BASE, side_max_tokens=None)) as client:
         await client.post("/v1/messages", json=title)
     assert [b["max_tokens"] for b in upstream.bodies()] == [256, 256, 64000, 64000]
+
+
+# --- robustness (issue 8) -------------------------------------------------------------------------------
+
+
+async def test_one_ping_per_silent_interval() -> None:
+    answer, _ = streaming([0.52, *TEXT_STREAM])  # ~10 intervals of 0.05 s
+    events = await stream_events(FakeUpstream(answer))
+    pings = types(events).count("ping")
+    assert 6 <= pings <= 11, types(events)
+
+
+async def test_upstream_url_credentials_are_redacted_and_work_with_a_key() -> None:
+    upstream = FakeUpstream(ok_completion)
+    settings = replace(BASE, upstream="http://user:s3cret-pw@upstream.test/v1", upstream_key="k-9")
+    async with client_for(upstream, settings) as client:
+        health = await client.get("/health")
+        r = await client.post("/v1/messages", json=messages_body())
+        metrics = (await client.get("/metrics")).text
+    assert r.status_code == 200
+    assert health.json()["upstream"] == "http://[redacted]@upstream.test/v1"
+    assert "s3cret-pw" not in health.text
+    assert "s3cret-pw" not in metrics
+    assert 'upstream="http://[redacted]@upstream.test/v1"' in metrics
+    chat = upstream.requests[-1]
+    assert str(chat.url) == "http://upstream.test/v1/chat/completions"
+    assert chat.headers["authorization"] == "Bearer k-9"
+
+
+async def test_body_over_the_api_limit_is_413() -> None:
+    upstream = FakeUpstream(ok_completion)
+    big = b'{"pad":"' + b"x" * (32 * 1024 * 1024) + b'"}'
+    async with client_for(upstream) as client:
+        declared = await client.post("/v1/messages", content=big)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(33):
+                yield b" " * (1024 * 1024)
+
+        chunked = await client.post("/v1/messages/count_tokens", content=chunks())
+    for r in (declared, chunked):
+        assert r.status_code == 413
+        assert r.json()["error"]["type"] == "request_too_large"
+        assert r.headers["connection"] == "close"
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b'{"model":"claude\\ud800","max_tokens":5,"messages":[{"role":"user","content":"x"}]}', "model:"),
+        (
+            b'{"model":"m","max_tokens":5,"temperature":NaN,"messages":[{"role":"user","content":"x"}]}',
+            "temperature: Input should be a finite number",
+        ),
+        (b'{"model":"m","max_tokens":"100","messages":[{"role":"user","content":"x"}]}', "max_tokens"),
+        (b'{"model":"m","max_tokens":5,"messages":[]}', "messages"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+async def test_bad_values_are_400_not_5xx(raw: bytes, needle: str, path: str) -> None:
+    if path.endswith("count_tokens") and needle in ("max_tokens", "messages"):
+        return  # count_tokens takes no max_tokens, and counts an empty conversation
+    upstream = FakeUpstream(ok_completion)
+    async with client_for(upstream) as client:
+        r = await client.post(path, content=raw)
+        metrics = await client.get("/metrics")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"]["message"].startswith(needle)
+    assert metrics.status_code == 200
+    assert upstream.requests == []
+
+
+async def test_a_failing_preflight_count_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    upstream = FakeLlama(chat=ok_completion)
+    upstream.routes["/apply-template"] = lambda r: httpx.Response(500, json={"error": {"message": "boom"}})
+    async with client_for(upstream, LLAMA) as client:
+        r = await client.post("/v1/messages", json=messages_body())
+        metrics = (await client.get("/metrics")).text
+    assert r.status_code == 200
+    assert "ccproxy_preflight_count_failures_total" in metrics
+    assert 'ccproxy_preflight_count_failures_total{upstream="http://upstream.test/v1"} 1.0' in metrics
+    assert "token count failed" in caplog.text
+
+
+def stop_word_completion(request: httpx.Request) -> httpx.Response:
+    """llama-server with `verbose`: the answer without the stop word, `__verbose.stopping_word`."""
+    body = json.loads(request.content)
+    verbose = {"stop_type": "word", "stopping_word": "END"} if body.get("verbose") else {}
+    if body.get("stream"):
+        chunks = sse(
+            chunk({"content": "one two "}, __verbose=verbose),
+            chunk({}, "stop"),
+            {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3}},
+        )
+        return httpx.Response(200, content=b"".join(chunks))
+    return httpx.Response(
+        200, json=completion({"role": "assistant", "content": "one two "}, __verbose=verbose)
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_stop_sequence_reported_as_the_api_does(stream: bool) -> None:
+    upstream = FakeLlama(chat=stop_word_completion)
+    async with client_for(upstream, LLAMA) as client:
+        r = await client.post(
+            "/v1/messages", json=messages_body(stream=stream, stop_sequences=["NEVER", "END"])
+        )
+        plain = await client.post("/v1/messages", json=messages_body(stream=stream))
+    if stream:
+        delta = next(e for e in parse_sse(r.text) if e["type"] == "message_delta")["delta"]
+        plain_delta = next(e for e in parse_sse(plain.text) if e["type"] == "message_delta")["delta"]
+    else:
+        delta, plain_delta = r.json(), plain.json()
+    assert (delta["stop_reason"], delta["stop_sequence"]) == ("stop_sequence", "END")
+    assert (plain_delta["stop_reason"], plain_delta["stop_sequence"]) == ("end_turn", None)
+    asked, not_asked = upstream.bodies()
+    assert asked["verbose"] is True
+    assert asked["stop"] == ["NEVER", "END"]
+    assert "verbose" not in not_asked

@@ -35,7 +35,6 @@ from ccproxy.config import Settings
 from ccproxy.errors import (
     ApiError,
     AuthenticationError,
-    InvalidRequestError,
     NotFoundError,
     PromptTooLongError,
     ProxyError,
@@ -44,7 +43,9 @@ from ccproxy.errors import (
     from_upstream_status,
 )
 from ccproxy.metrics import Metrics
-from ccproxy.relay import RawRelay, StreamPump, StreamStats
+from ccproxy.raw_relay import RawRelay
+from ccproxy.relay import StreamPump, StreamStats
+from ccproxy.request_body import read_body
 from ccproxy.side_requests import is_side_request
 from ccproxy.slots import BackendInfo, SlotPool, parse_backend_info, session_key
 from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
@@ -60,6 +61,7 @@ from ccproxy.types_anthropic import (
     parse_messages_request,
 )
 from ccproxy.upstream import ERROR_BODY_LIMIT, Upstream, decode_json, transport_error
+from ccproxy.validate import decode_body
 
 log = logging.getLogger("ccproxy")
 T = TypeVar("T")
@@ -103,16 +105,20 @@ class Proxy:
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
         self.settings = settings
+        self.metrics = Metrics(settings.upstream_shown)
+        credentials = settings.upstream_credentials
         self.upstream = Upstream(
-            settings.upstream,
+            settings.upstream_url,
             kind=settings.upstream_kind,
             api_key=settings.upstream_key,
             read_timeout=settings.read_timeout,
             connect_timeout=settings.connect_timeout,
             transport=transport,
+            credentials=credentials,
+            on_retry=self.metrics.observe_retry,
         )
-        self.metrics = Metrics(settings.upstream)
-        self.tracer = Tracer(settings.trace_dir, secrets=(settings.token, settings.upstream_key))
+        secrets = (settings.token, settings.upstream_key, *(credentials or ()))
+        self.tracer = Tracer(settings.trace_dir, secrets=secrets)
         self.llama = settings.backend_features == "llama-server"
         self._backend: BackendInfo | None = None
         self._backend_lock = asyncio.Lock()
@@ -239,9 +245,9 @@ class Proxy:
         call = Call(request_id=new_id("req"), endpoint="messages")
         try:
             self.check_auth(request)
-            raw = await request.body()
+            raw = await read_body(request)
             self.start_trace(call, request, raw)
-            payload = decode_request_json(raw)
+            payload = decode_body(raw)
             if isinstance(payload, dict) and isinstance(payload.get("model"), str):
                 call.model = payload["model"]
             if self.settings.upstream_kind == "anthropic":
@@ -261,6 +267,7 @@ class Proxy:
             upstream_model=call.upstream_model,
             max_tokens_limit=settings.max_tokens,
             extra_body={"cache_prompt": True} if self.llama else {},
+            llama_stop_word=self.llama,
         )
         body = to_openai_request(req, opts, stream=call.stream)
         if side and settings.side_max_tokens is not None:
@@ -303,7 +310,8 @@ class Proxy:
             raise from_upstream_payload(data["error"])
         if text_tools:
             data = rewrite_message(data, text_tools)
-        message = to_anthropic_message(data, model=req.model, message_id=message_id)
+        stop = req.stop_sequences or ()
+        message = to_anthropic_message(data, model=req.model, message_id=message_id, stop_sequences=stop)
         if self.tracer.enabled:
             call.trace["upstream_response"] = data
             call.trace["response_body"] = message
@@ -338,6 +346,7 @@ class Proxy:
         try:
             return await count_with_llama_server(self.upstream, dict(body))
         except (ProxyError, ValueError) as err:
+            self.metrics.observe_count_failure()
             log.warning("llama-server token count failed (%s); no context check for this request", err)
             return None
 
@@ -475,9 +484,9 @@ class Proxy:
         call = Call(request_id=new_id("req"), endpoint="count_tokens")
         try:
             self.check_auth(request)
-            raw = await request.body()
+            raw = await read_body(request)
             self.start_trace(call, request, raw)
-            payload = decode_request_json(raw)
+            payload = decode_body(raw)
             if self.settings.upstream_kind == "anthropic":
                 response = await self._raw_send(
                     "/messages/count_tokens", raw, self.forward_headers(request), request.url.query
@@ -547,7 +556,7 @@ class Proxy:
     async def health(self, request: Request) -> Response:
         body: dict[str, Any] = {
             "status": "ok",
-            "upstream": self.settings.upstream,
+            "upstream": self.settings.upstream_shown,
             "upstream_kind": self.settings.upstream_kind,
             "backend_features": self.settings.backend_features,
         }
@@ -695,15 +704,6 @@ def new_id(prefix: str) -> str:
     """A unique id like `msg_0123…` (24 hex digits). Not a secret: the PRNG (seeded from the OS at
     start) saves the `getrandom` system call `uuid4` costs."""
     return f"{prefix}_{random.getrandbits(96):024x}"
-
-
-def decode_request_json(raw: bytes) -> object:
-    if not raw.strip():
-        raise InvalidRequestError("body: empty request body (expected a JSON object)")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequestError(f"body: invalid JSON: {exc}") from None
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
