@@ -18,7 +18,7 @@ from ccproxy.http_server import guarded_protocol
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 0.6
+TIMEOUT = 1.0
 COMPLETION = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 3, "completion_tokens": 1},
