@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -46,6 +46,7 @@ class DroppingServer:
     connections: int = 0
     served: int = 0
     dropped: int = 0
+    heads: list[bytes] = field(default_factory=list)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -53,6 +54,7 @@ class DroppingServer:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                self.heads.append(head)
                 length = 0
                 for line in head.split(b"\r\n"):
                     name, _, value = line.partition(b":")
@@ -185,3 +187,23 @@ async def test_back_to_back_requests_through_the_app_never_fail(mode: Literal["r
     if mode == "reuse":
         assert state.dropped > 0
         assert "ccproxy_upstream_retries_total" in metrics
+
+
+async def test_url_credentials_with_a_key_over_the_real_transport() -> None:
+    """aiohttp refuses credentials in a URL beside an Authorization header: they must never reach it."""
+    state, server = await serve("after")
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    async with server:
+        for key, expected in ((None, b"basic dxnlcjpwdw=="), ("k-1", b"bearer k-1")):
+            settings = Settings(
+                upstream=f"http://user:pw@127.0.0.1:{state.port}/v1", upstream_key=key, model="m"
+            )
+            app = create_app(settings)
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://proxy.test") as client:
+                r = await client.post("/v1/messages", json=body)
+                health = await client.get("/health")
+            await app.proxy.upstream.aclose()
+            assert r.status_code == 200, r.text
+            assert b"authorization: " + expected in state.heads[-1].lower()
+            assert health.json()["upstream"] == f"http://[redacted]@127.0.0.1:{state.port}/v1"
