@@ -109,6 +109,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._arm(self.body_idle_timeout)  # cancelled at once by on_message_complete without a body
         super().on_headers_complete()
+        if self.pipeline:  # queued behind a running request, reading paused: its body cannot idle
+            self._disarm()
 
     def on_body(self, body: bytes) -> None:
         if self.transport.is_closing():  # refused: the rest of what was read is not a request
