@@ -12,20 +12,23 @@
 # What it does (Debian/Ubuntu: the `runsc` package of Debian bookworm, or gVisor's own apt repository):
 #   1. apt-get install -y runsc                        (when no runsc binary is on PATH)
 #   2. merges into /etc/docker/daemon.json (other keys and runtimes kept; the old file saved as .bak):
-#        {"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host", "--oci-seccomp"]}}}
-#      An existing runsc entry keeps its path and flags; missing flags are added.
+#        {"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}}}
+#      An existing runsc entry keeps its path and other flags; missing flags are added, and
+#      --oci-seccomp is removed (with Debian bookworm's runsc, Docker's seccomp profile inside the
+#      sandbox makes thread creation fail: the agent's node aborts at start).
 #      --network=host: gVisor uses the kernel's network stack inside the container's own network
 #      namespace (its own netstack cannot start containers on some hosts); Docker's networks and
-#      namespaces are unchanged. --oci-seccomp: Docker's seccomp profile applies inside the sandbox too.
-#      See the README, "Kernel isolation (opt-in): gVisor".
+#      namespaces are unchanged. See the README, "Kernel isolation (opt-in): gVisor".
 #   3. makes dockerd re-read its configuration (`systemctl reload docker`, else `kill -HUP`): running
 #      containers are not restarted.
 # Environment: DOCKER_DAEMON_JSON (default /etc/docker/daemon.json), RUNSC_PATH (default: `command -v
-# runsc`), RUNSC_RUNTIME_ARGS (JSON list, default ["--network=host", "--oci-seccomp"]).
+# runsc`), RUNSC_RUNTIME_ARGS (JSON list, default ["--network=host"]), RUNSC_UNWANTED_ARGS (JSON list of
+# flags to remove, default ["--oci-seccomp"]).
 set -euo pipefail
 
 daemon_json=${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
-runtime_args=${RUNSC_RUNTIME_ARGS:-'["--network=host", "--oci-seccomp"]'}
+runtime_args=${RUNSC_RUNTIME_ARGS:-'["--network=host"]'}
+unwanted_args=${RUNSC_UNWANTED_ARGS:-'["--oci-seccomp"]'}
 mode=install
 force=0
 for arg in "$@"; do
@@ -40,7 +43,7 @@ done
 
 say() { echo "install-gvisor: $*" >&2; }
 
-# ok | absent | "missing FLAGS": runsc as `docker info` reports it.
+# ok | absent | "missing FLAGS" | "unwanted FLAGS": runsc as `docker info` reports it.
 registration() {
   docker info --format '{{json .Runtimes}}' 2>/dev/null | python3 -c '
 import json, sys
@@ -49,10 +52,12 @@ entry = runtimes.get("runsc")
 if entry is None:
     print("absent")
     sys.exit()
-have = {a.split("=", 1)[0] for a in entry.get("runtimeArgs") or []}
+args = entry.get("runtimeArgs") or []
+have = {a.split("=", 1)[0] for a in args}
 missing = [a for a in json.loads(sys.argv[1]) if a.split("=", 1)[0] not in have]
-print("missing " + " ".join(missing) if missing else "ok")
-' "$runtime_args"
+unwanted = [a for a in args if a in json.loads(sys.argv[2])]
+print("missing " + " ".join(missing) if missing else "unwanted " + " ".join(unwanted) if unwanted else "ok")
+' "$runtime_args" "$unwanted_args"
 }
 
 instructions() {
@@ -69,10 +74,11 @@ EOF
 
 write_config() {
   mkdir -p "$(dirname "$daemon_json")"
-  python3 - "$daemon_json" "$1" "$runtime_args" "$force" <<'PY'
+  python3 - "$daemon_json" "$1" "$runtime_args" "$force" "$unwanted_args" <<'PY'
 import json, os, sys
 
 path, runsc, wanted_args, force = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "1"
+unwanted_args = json.loads(sys.argv[5])
 try:
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -87,9 +93,12 @@ if current is None or force:
     entry = {"path": runsc, "runtimeArgs": list(wanted_args)}
 else:
     # Keep the existing entry (its path, its other flags); add the flags it lacks, unless it sets the
-    # same option to another value (then it is the administrator's choice: say so).
+    # same option to another value (then it is the administrator's choice: say so); drop unwanted ones.
     entry = dict(current)
     args = list(entry.get("runtimeArgs") or [])
+    for arg in [a for a in args if a in unwanted_args]:
+        print(f"install-gvisor: removing {arg} from the existing runsc entry", file=sys.stderr)
+        args.remove(arg)
     for arg in wanted_args:
         key = arg.split("=", 1)[0]
         same_key = [a for a in args if a.split("=", 1)[0] == key]

@@ -5,10 +5,12 @@ gVisor's user-space kernel shows a /proc that differs from Linux's where the sta
 
 - ``/proc/<pid>/status`` has no ``NoNewPrivs`` and no ``CapAmb`` line. No-new-privileges is checked as
   what Docker asked the runtime for (the container's ``no-new-privileges`` security option); the
-  capability sets gVisor does show must all be empty.
-- A process started by ``docker exec`` (the probe runner itself) gets no OCI seccomp filter; the
-  container's own process tree (pid 1 and its descendants: the agent and everything it starts) does,
-  with ``runsc --oci-seccomp``. So seccomp is checked on that tree.
+  capability sets gVisor does show must all be empty, for the agent's process tree (pid 1 and its
+  descendants) and for the probe's own ``docker exec``.
+- Docker's seccomp profile is not applied inside the sandbox (runsc ignores it unless started with
+  ``--oci-seccomp``, which in Debian bookworm's runsc makes thread creation fail: node aborts). The
+  syscall filter that protects the host kernel is gVisor's own: the sandbox process on the host (the
+  Sentry, ``State.Pid``) must run under a seccomp filter (``Seccomp: 2`` in the host's /proc).
 - With ``runsc --network=host`` the sandbox has no ``/proc/sys/net``: IPv6 is read from the container's
   network namespace by a throwaway helper container that shares it (runc, no capabilities, read-only,
   ``nobody``; it sends nothing).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ccstack import probes
@@ -70,32 +73,44 @@ def process_tree(statuses: Mapping[str, Mapping[str, str]], root: str = "1") -> 
 
 
 def privilege_problems(
-    tree: Mapping[str, Mapping[str, str]], own: Mapping[str, str], security_opt: list[str]
+    tree: Mapping[str, Mapping[str, str]],
+    own: Mapping[str, str],
+    security_opt: list[str],
+    sandbox_host: Mapping[str, str] | None,
 ) -> list[str]:
-    """What is wrong with the agent's process tree (``tree``) and the probe's own exec (``own``)."""
+    """What is wrong with the agent's process tree (``tree``), the probe's own exec (``own``), the
+    container's security options and its sandbox process on the host (``sandbox_host``: the Sentry's
+    /proc/<pid>/status there, None when it cannot be read)."""
     problems = []
     if not tree:
         problems.append("cannot read the status of pid 1")
-    for pid, f in tree.items():
+    for label, f in [*((f"pid {pid}", f) for pid, f in tree.items()), ("exec", own)]:
         for cap in CAP_FIELDS:
             if cap in f and int(f[cap], 16) != 0:
-                problems.append(f"pid {pid} {cap}={f[cap]}")
+                problems.append(f"{label} {cap}={f[cap]}")
         if any(c not in f for c in CAP_FIELDS[:4]):
-            problems.append(f"pid {pid}: capability sets not shown")
-        if f.get("Seccomp") != "2":
-            problems.append(f"pid {pid} Seccomp={f.get('Seccomp')} (runsc needs --oci-seccomp)")
+            problems.append(f"{label}: capability sets not shown")
         if "NoNewPrivs" in f and f["NoNewPrivs"] != "1":
-            problems.append(f"pid {pid} NoNewPrivs={f['NoNewPrivs']}")
+            problems.append(f"{label} NoNewPrivs={f['NoNewPrivs']}")
         if "0" in f.get("Uid", "0").split():
-            problems.append(f"pid {pid} runs as uid {f.get('Uid')}")
-    for cap in CAP_FIELDS:
-        if cap in own and int(own[cap], 16) != 0:
-            problems.append(f"exec {cap}={own[cap]}")
-    if "0" in own.get("Uid", "0").split():
-        problems.append(f"exec runs as uid {own.get('Uid')}")
+            problems.append(f"{label} runs as uid {f.get('Uid')}")
     if not NNP_OPTIONS & set(security_opt):
         problems.append(f"no-new-privileges not requested from the runtime (security options {security_opt})")
+    if sandbox_host is None:
+        problems.append(
+            "cannot read the gVisor sandbox process's status on this host (run on the Docker host)"
+        )
+    elif sandbox_host.get("Seccomp") != "2":
+        seccomp = sandbox_host.get("Seccomp")
+        problems.append(f"the gVisor sandbox process runs without a seccomp filter (Seccomp={seccomp})")
     return problems
+
+
+def _host_status(pid: int) -> dict[str, str] | None:
+    try:
+        return _fields(Path(f"/proc/{pid}/status").read_text(encoding="utf-8")) if pid > 0 else None
+    except OSError:
+        return None
 
 
 def probe_privileges(sb: probes.Sandbox) -> probes.ProbeResult:
@@ -112,14 +127,19 @@ def probe_privileges(sb: probes.Sandbox) -> probes.ProbeResult:
     reads = probes.exec_ops(sb.agent, [{"op": "read", "path": f"/proc/{pid}/status"} for pid in pids])
     statuses = {pid: _fields(r["text"]) for pid, r in zip(pids, reads, strict=True) if r.get("ok")}
     tree = {pid: statuses[pid] for pid in process_tree(statuses)}
-    security_opt = list(probes.inspect(sb.agent)["HostConfig"].get("SecurityOpt") or [])
-    problems = privilege_problems(tree, _fields(own.get("text", "")), security_opt)
+    data = probes.inspect(sb.agent)
+    security_opt = list(data["HostConfig"].get("SecurityOpt") or [])
+    sandbox_host = _host_status(int(data["State"].get("Pid") or 0))
+    problems = privilege_problems(tree, _fields(own.get("text", "")), security_opt, sandbox_host)
     uid = ident.get("uid")
     if sb.expected_uid is not None and uid != sb.expected_uid:
         problems.append(f"exec uid {uid} != expected {sb.expected_uid}")
+    seccomp_inside = sorted({f.get("Seccomp", "?") for f in tree.values()})
     detail = "; ".join(problems) or (
-        f"gVisor: uid {uid}; agent process tree (pids {', '.join(tree)}): CapEff 0, CapBnd 0, Seccomp 2; "
-        "NoNewPrivs (not shown by gVisor) requested from the runtime; the probe's own exec: CapEff 0"
+        f"gVisor: uid {uid}; agent process tree (pids {', '.join(tree)}) and exec: CapEff 0, CapBnd 0; "
+        f"NoNewPrivs (not shown by gVisor) requested from the runtime; the sandbox process on the host "
+        f"({(sandbox_host or {}).get('Name')}) Seccomp 2 (gVisor's own filter; "
+        f"Seccomp {'/'.join(seccomp_inside)} inside)"
     )
     return probes.ProbeResult("privileges", "privilege", not problems, detail)
 

@@ -23,9 +23,11 @@ RUNC = "runc"
 RUNSC = "runsc"
 POLICY_FILE = "sandbox.yaml"
 POLICY_KEYS = frozenset({"runtime"})
-# What scripts/install-gvisor.sh registers (ENVIRONMENT: runsc's own netstack cannot start containers
-# on every host; --oci-seccomp applies Docker's seccomp profile inside the sandbox as well).
-RUNSC_ARGS = ("--network=host", "--oci-seccomp")
+# What scripts/install-gvisor.sh registers: runsc's own network stack cannot start containers on every
+# host (ENVIRONMENT.md); with --network=host gVisor uses the kernel's stack inside the container's own
+# network namespace. Not --oci-seccomp: with Debian bookworm's runsc, Docker's seccomp profile applied
+# inside the sandbox makes thread creation fail (node aborts at start).
+RUNSC_ARGS = ("--network=host",)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -116,11 +118,12 @@ def registration_problems(name: str, runtimes: Mapping[str, Any]) -> tuple[str |
     warnings = []
     entry = runtimes[name]
     args = (entry.get("runtimeArgs") or []) if isinstance(entry, Mapping) else []
-    if is_gvisor(name, runtimes) and "--oci-seccomp" not in args:
+    if is_gvisor(name, runtimes) and "--oci-seccomp" in args:
         warnings.append(
-            f"runtime {name!r} is registered without --oci-seccomp: Docker's seccomp profile is not "
-            "applied inside the gVisor sandbox (`ccstack verify` reports it). Add it to its runtimeArgs "
-            "(scripts/install-gvisor.sh does) and reload dockerd."
+            f"runtime {name!r} is registered with --oci-seccomp: with Debian bookworm's runsc, Docker's "
+            "seccomp profile inside the sandbox makes thread creation fail (Claude Code's node aborts at "
+            "start). Remove it from its runtimeArgs (gVisor's own seccomp filter protects the host kernel) "
+            "and reload dockerd."
         )
     return None, warnings
 

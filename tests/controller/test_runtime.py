@@ -20,7 +20,7 @@ from ccstack.render import RenderOptions, plain, render, to_yaml
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-RUNSC_ENTRY = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host", "--oci-seccomp"]}
+RUNSC_ENTRY = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}
 
 
 # --- policies/sandbox.yaml and --runtime ------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_unregistered_runsc_says_how_to_install_and_register() -> None:
     assert "'runsc' is not registered with Docker" in error
     assert "lists: runc" in error
     assert "apt-get install -y runsc" in error
-    assert '"runtimeArgs": ["--network=host", "--oci-seccomp"]' in error
+    assert '"runtimeArgs": ["--network=host"]' in error
     assert "kill -HUP $(pidof dockerd)" in error
     assert "scripts/install-gvisor.sh" in error
     assert "--runtime runc" in error
@@ -151,12 +151,14 @@ def test_registered_runsc() -> None:
     assert runtime.registration_problems("runc", {}) == (None, [])
 
 
-def test_runsc_without_oci_seccomp_warns() -> None:
-    entry = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}
+def test_runsc_with_oci_seccomp_warns() -> None:
+    """Debian bookworm's runsc with --oci-seccomp: node cannot create threads in the sandbox."""
+    entry = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host", "--oci-seccomp"]}
     error, warnings = runtime.registration_problems("runsc", {"runsc": entry})
     assert error is None
     assert len(warnings) == 1
     assert "--oci-seccomp" in warnings[0]
+    assert "thread creation fail" in warnings[0]
 
 
 def test_gvisor_by_name_or_binary() -> None:
@@ -221,17 +223,23 @@ def test_install_script_merges_and_is_idempotent(tmp_path: Path) -> None:
     assert json.loads(daemon.read_text()) == merged
 
 
-def test_install_script_adds_missing_flags_to_an_existing_entry(tmp_path: Path) -> None:
+def test_install_script_fixes_an_existing_entry_keeping_its_choices(tmp_path: Path) -> None:
     daemon = tmp_path / "daemon.json"
-    entry = {"path": "/opt/runsc", "runtimeArgs": ["--network=sandbox", "--platform=kvm"]}
+    entry = {"path": "/opt/runsc", "runtimeArgs": ["--platform=kvm", "--oci-seccomp"]}
     daemon.write_text(json.dumps({"runtimes": {"runsc": entry}}))
     r = _write_config(daemon)
     assert r.returncode == 0
-    assert "keeping --network=sandbox" in r.stderr
+    assert "removing --oci-seccomp" in r.stderr
     assert json.loads(daemon.read_text())["runtimes"]["runsc"] == {
         "path": "/opt/runsc",
-        "runtimeArgs": ["--network=sandbox", "--platform=kvm", "--oci-seccomp"],
+        "runtimeArgs": ["--platform=kvm", "--network=host"],
     }
+    daemon.write_text(
+        json.dumps({"runtimes": {"runsc": {"path": "/opt/runsc", "runtimeArgs": ["--network=none"]}}})
+    )
+    r = _write_config(daemon)
+    assert "keeping --network=none" in r.stderr
+    assert json.loads(daemon.read_text())["runtimes"]["runsc"]["runtimeArgs"] == ["--network=none"]
     assert _write_config(daemon, "--force").returncode == 0
     assert json.loads(daemon.read_text())["runtimes"]["runsc"] == RUNSC_ENTRY
 
@@ -267,21 +275,28 @@ def test_process_tree_is_pid_1_and_its_descendants() -> None:
 
 
 def test_privilege_problems_under_gvisor() -> None:
-    tree = {"1": _status("0"), "2": _status("1")}
-    own = _status("0", Seccomp="0")  # docker exec: no OCI seccomp under runsc, and that is fine
+    tree = {"1": _status("0", Seccomp="0"), "2": _status("1", Seccomp="0")}  # no OCI seccomp inside
+    own = _status("0", Seccomp="0")
     nnp = ["no-new-privileges:true"]
-    assert gvisor_probes.privilege_problems(tree, own, nnp) == []
-    assert gvisor_probes.privilege_problems(tree, own, []) == [
+    sentry = {"Name": "exe", "Seccomp": "2"}
+    assert gvisor_probes.privilege_problems(tree, own, nnp, sentry) == []
+    assert gvisor_probes.privilege_problems(tree, own, [], sentry) == [
         "no-new-privileges not requested from the runtime (security options [])"
     ]
-    weak = {"1": _status("0"), "2": _status("1", Seccomp="0", CapEff="00000000a80425fb", Uid="0\t0\t0\t0")}
-    problems = gvisor_probes.privilege_problems(weak, own, nnp)
+    unfiltered = gvisor_probes.privilege_problems(tree, own, nnp, {"Seccomp": "0"})
+    assert unfiltered == ["the gVisor sandbox process runs without a seccomp filter (Seccomp=0)"]
+    assert (
+        "cannot read the gVisor sandbox process" in gvisor_probes.privilege_problems(tree, own, nnp, None)[0]
+    )
+    weak = {"1": _status("0"), "2": _status("1", CapEff="00000000a80425fb", Uid="0\t0\t0\t0")}
+    problems = gvisor_probes.privilege_problems(weak, own, nnp, sentry)
     assert "pid 2 CapEff=00000000a80425fb" in problems
-    assert any("pid 2 Seccomp=0" in p for p in problems)
     assert any("pid 2 runs as uid" in p for p in problems)
-    assert gvisor_probes.privilege_problems({}, own, nnp) == ["cannot read the status of pid 1"]
-    hidden = {"1": {"PPid": "0", "Uid": "1000", "Seccomp": "2"}}
-    assert gvisor_probes.privilege_problems(hidden, own, nnp) == ["pid 1: capability sets not shown"]
+    exec_root = gvisor_probes.privilege_problems(tree, _status("0", Uid="0\t0\t0\t0"), nnp, sentry)
+    assert any(p.startswith("exec runs as uid") for p in exec_root)
+    assert gvisor_probes.privilege_problems({}, own, nnp, sentry) == ["cannot read the status of pid 1"]
+    hidden = {"1": {"PPid": "0", "Uid": "1000", "Seccomp": "0"}}
+    assert gvisor_probes.privilege_problems(hidden, own, nnp, sentry) == ["pid 1: capability sets not shown"]
 
 
 def test_ipv6_verdict() -> None:
