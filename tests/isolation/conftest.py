@@ -1,6 +1,12 @@
 """The isolation suite's fixtures: the real stack (openrouter mode against a fake OpenRouter) plus the
 fake internet (compose.fakenet.yaml), a host listener, and a session-wide table of probe results.
 
+The whole suite runs once per agent runtime: ``iso`` is parametrized over RUNTIMES (``runc``, Docker's
+default, then ``runsc``, gVisor), so every test that uses it — or a fixture built on it — runs under
+both, with the runtime in its name (``test_privileges[runsc]``). ``CCSANDBOX_ISO_RUNTIMES=runc``
+restricts the run (e.g. on a machine without gVisor); ``-k runsc`` picks one pass. The probe table
+is written per runtime.
+
 The stack comes up through the controller's own code (``ccstack.stack.prepare`` with the test overlays
 as extra Compose files), the way ``ccstack up openrouter`` brings it up, with:
   - the upstream pointed at the scripted upstream standing in for OpenRouter (it records the
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ccstack import probes, stack
+from ccstack import probes, runtime, stack
 from ccstack.egress import render_squid_conf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,14 +50,20 @@ NET = probes.FakeInternet(
     canary_private_ipv4="10.213.0.10",
 )
 
-COLLECTED: list[probes.ProbeResult] = []
+RUNTIMES = tuple(
+    r.strip() for r in os.environ.get("CCSANDBOX_ISO_RUNTIMES", "runc,runsc").split(",") if r.strip()
+)
+
+COLLECTED: list[tuple[str, probes.ProbeResult]] = []  # (agent runtime, result)
+_ACTIVE: dict[str, str] = {}  # "runtime": the runtime of the stack the tests run against right now
 
 
 class Recorder:
-    """Adds probe results to the session table (printed at the end and written to REPORT)."""
+    """Adds probe results to the session table (printed at the end and written to REPORT), under the
+    runtime of the stack that is up (pytest runs one ``iso`` instance at a time)."""
 
     def __call__(self, *results: probes.ProbeResult) -> None:
-        COLLECTED.extend(results)
+        COLLECTED.extend((_ACTIVE.get("runtime", "-"), r) for r in results)
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +79,14 @@ def net() -> probes.FakeInternet:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not COLLECTED:
         return
-    table = probes.format_table(COLLECTED, width=160)
-    terminalreporter.write_sep("=", "isolation probes")
-    terminalreporter.write_line(table)
+    sections = []
+    for rt in dict.fromkeys(r for r, _ in COLLECTED):
+        table = probes.format_table([res for r, res in COLLECTED if r == rt], width=160)
+        terminalreporter.write_sep("=", f"isolation probes, agent runtime {rt}")
+        terminalreporter.write_line(table)
+        sections.append(f"agent runtime: {rt}\n{table}\n")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(table + "\n", encoding="utf-8")
+    REPORT.write_text("\n".join(sections), encoding="utf-8")
     terminalreporter.write_line(f"(written to {REPORT})")
 
 
@@ -152,6 +167,7 @@ class IsoStack:
     proxy: str
     upstream: str
     egress: str
+    runtime: str  # the agent's OCI runtime (runc, runsc)
 
     def compose(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return stack.run_compose(self.paths, self.state, list(args), capture=True, env=env)
@@ -168,8 +184,24 @@ def _wait_running(container: str, timeout: float = 60) -> None:
     pytest.fail(f"{container} is not running:\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def iso(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsoStack]:
+def _require_runtime(name: str) -> None:
+    try:
+        runtime.check_registered(name)
+    except runtime.RuntimeNotRegistered as e:
+        pytest.fail(
+            f"the isolation suite runs the agent under {name} as well: {e}\n"
+            "(scripts/test.sh installs it when run as root; CCSANDBOX_ISO_RUNTIMES=runc skips that pass)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session", params=RUNTIMES)
+def iso(
+    request: pytest.FixtureRequest, docker_ready: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IsoStack]:
+    """The stack with the agent under ``request.param`` (one instance up at a time)."""
+    agent_runtime: str = request.param
+    _require_runtime(agent_runtime)
     _build_test_images()
     state_dir = tmp_path_factory.mktemp("iso-state")
     workdir = tmp_path_factory.mktemp("iso-work")
@@ -190,6 +222,7 @@ def iso(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         key_file=str(key_file),
         project=PROJECT,
         extra_files=tuple(str(o) for o in OVERLAYS),
+        runtime=agent_runtime,
     )
     _mode, _rendered, state = stack.prepare(paths, req, environ)
     key_file.unlink()
@@ -258,6 +291,7 @@ def iso(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             ),
             agent_network=f"{PROJECT}_agent",
         )
+        _ACTIVE["runtime"] = agent_runtime
         yield IsoStack(
             paths=paths,
             state=state,
@@ -269,8 +303,10 @@ def iso(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             proxy=f"{PROJECT}-proxy-1",
             upstream=f"{PROJECT}-scripted-upstream-1",
             egress=f"{PROJECT}-egress-proxy-1",
+            runtime=agent_runtime,
         )
     finally:
+        _ACTIVE.clear()
         if os.environ.get("CCSANDBOX_ISO_KEEP") != "1":
             _run("docker", "rm", "-f", agent, check=False)
             stack.run_compose(
