@@ -7,7 +7,14 @@ main request gets a ``Write`` tool_use, the follow-up (carrying the tool_result)
 Every request is saved as ``NN-<kind>.json`` ({method, path, headers (token redacted), body}) into
 tests/fixtures/claude_code/ (or ``--out``). Stdlib only; needs root (or user namespaces) for unshare.
 
-    .venv/bin/python scripts/record_claude_code.py [--out DIR] [--claude PATH]
+``--git N`` makes the workdir a real git repository with N commits (fixed authors and dates) and a dirty
+status (a modified and an untracked file); ``--workspace`` runs the CLI in /workspace, as in the sandbox
+(a bind mount in a private mount namespace: ``unshare -m -n``; /workspace is created empty if absent);
+(and HOME is /home/claude on a tmpfs over /home, CLAUDE_CONFIG_DIR its .claude, as in the sandbox);
+``--file PATH=TEXT`` writes a file into the workdir (``~/...``: into HOME) before the run;
+``--faketime WHEN`` starts the CLI under libfaketime (Debian ``faketime``), so its clock reads WHEN.
+
+    .venv/bin/python scripts/record_claude_code.py [--out DIR] [--claude PATH] [--git N] [--workspace]
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+WORKSPACE = Path("/workspace")
+SANDBOX_HOME = Path("/home/claude")  # the sandbox's HOME (claude-sandbox/Dockerfile)
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 TOKEN = "recording-token-0123456789"
 REDACT_HEADERS = {"authorization", "x-api-key"}
 PROMPT = "Create a file named hello.txt containing the word hi. Use the Write tool."
@@ -209,6 +219,32 @@ def make_handler(rec: Recorder) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def make_git_repo(workdir: Path, commits: int) -> None:
+    """A repository with ``commits`` commits (fixed names and dates) and a dirty working tree."""
+    fixed = {
+        "GIT_AUTHOR_NAME": "Recorder",
+        "GIT_AUTHOR_EMAIL": "recorder@example.invalid",
+        "GIT_COMMITTER_NAME": "Recorder",
+        "GIT_COMMITTER_EMAIL": "recorder@example.invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(workdir),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+
+    def git(*argv: str, date: str = "") -> None:
+        env = {**fixed, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else fixed
+        subprocess.run(["git", *argv], cwd=workdir, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    for i in range(1, commits + 1):
+        (workdir / "README.md").write_text("".join(f"Change {k}\n" for k in range(1, i + 1)))
+        (workdir / f"module{i}.py").write_text(f"VALUE = {i}\n")
+        git("add", "README.md", f"module{i}.py")
+        git("commit", "-q", "-m", f"Change {i}: add module{i}", date=f"2026-11-{10 + i:02d}T12:00:00+00:00")
+    (workdir / "README.md").write_text((workdir / "README.md").read_text() + "Work in progress\n")
+    (workdir / "notes.txt").write_text("untracked\n")
+
+
 def inner(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -218,6 +254,22 @@ def inner(args: argparse.Namespace) -> int:
     workdir, home = scratch / "work", scratch / "home"
     workdir.mkdir()
     home.mkdir()
+    if args.workspace:
+        # private mount namespace (unshare -m): these mounts are invisible outside this process tree
+        subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+        subprocess.run(["mount", "--bind", str(workdir), str(WORKSPACE)], check=True)
+        home_fs = ["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(SANDBOX_HOME.parent)]
+        subprocess.run(home_fs, check=True)
+        SANDBOX_HOME.mkdir()
+        workdir, home = WORKSPACE, SANDBOX_HOME
+    if args.git:
+        make_git_repo(workdir, args.git)
+    for item in args.file:
+        # PATH=TEXT; a leading ~/ is the CLI's HOME, else relative to the workdir
+        rel, _, text = item.partition("=")
+        target = home / rel[2:] if rel.startswith("~/") else workdir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text.replace("\\n", "\n"))
     rec = Recorder(out, workdir, (args.tool, json.loads(args.tool_input)))
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(rec))
     port = server.server_address[1]
@@ -234,9 +286,19 @@ def inner(args: argparse.Namespace) -> int:
         "CLAUDE_CODE_ATTRIBUTION_HEADER": "0" if args.no_attribution else "1",
         "IS_SANDBOX": "1",
     }
+    if args.workspace:
+        env["CLAUDE_CONFIG_DIR"] = str(home / ".claude")
     for item in args.env:
         key, _, value = item.partition("=")
         env[key] = value
+    if args.faketime:
+        # libfaketime preloaded directly (the `faketime` wrapper's shared memory fails in a netns)
+        env |= {
+            "LD_PRELOAD": str(LIBFAKETIME),
+            "FAKETIME": f"@{args.faketime}",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "FAKETIME_DISABLE_SHM": "1",
+        }
     cmd = [
         args.claude,
         "-p",
@@ -245,6 +307,7 @@ def inner(args: argparse.Namespace) -> int:
         "stream-json",
         "--verbose",
         "--dangerously-skip-permissions",
+        *args.cli_arg,
     ]
     created = workdir / "hello.txt"
     if args.interactive:
@@ -254,6 +317,8 @@ def inner(args: argparse.Namespace) -> int:
         return 0 if ok and (created.exists() or args.tool != "Write") else 1
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=240)
     (out / "cli-stdout.jsonl").write_text(proc.stdout.replace(str(scratch), "/tmp/cc-record"))
+    if args.stderr:
+        (out / "cli-stderr.txt").write_text(proc.stderr.replace(str(scratch), "/tmp/cc-record"))
     server.shutdown()
     print(f"claude exit={proc.returncode} hello.txt exists={created.exists()}", file=sys.stderr)
     if proc.returncode != 0:
@@ -313,6 +378,12 @@ def main() -> int:
     parser.add_argument("--tool", default="Write", help="the tool turn 1 calls (default Write)")
     parser.add_argument("--tool-input", default="{}", help="its input as JSON (Write: a hello.txt file)")
     parser.add_argument("--interactive", action="store_true", help="drive the TUI through tmux")
+    parser.add_argument("--git", type=int, default=0, metavar="N", help="a git repo with N commits, dirty")
+    parser.add_argument("--workspace", action="store_true", help="run the CLI in /workspace (bind mount)")
+    parser.add_argument("--faketime", default="", metavar="WHEN", help="clock start: '2027-01-02 09:00:00'")
+    parser.add_argument("--cli-arg", action="append", default=[], metavar="ARG", help="extra CLI argument")
+    parser.add_argument("--file", action="append", default=[], metavar="PATH=TEXT", help="seed a file")
+    parser.add_argument("--stderr", action="store_true", help="also save the CLI's stderr (cli-stderr.txt)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
@@ -335,9 +406,26 @@ def main() -> int:
         argv += ["--env", item]
     if args.interactive:
         argv.append("--interactive")
+    if args.git:
+        argv += ["--git", str(args.git)]
+    if args.workspace:
+        argv.append("--workspace")
+        WORKSPACE.mkdir(exist_ok=True)
+    if args.faketime:
+        if not LIBFAKETIME.exists():
+            print("--faketime needs libfaketime: apt-get install faketime", file=sys.stderr)
+            return 1
+        argv += ["--faketime", args.faketime]
+    if args.stderr:
+        argv.append("--stderr")
+    for item in args.file:
+        argv += ["--file", item]
+    for item in args.cli_arg:
+        argv.append(f"--cli-arg={item}")
     argv += ["--tool", args.tool, "--tool-input", args.tool_input]
     shell = "ip link set lo up && exec " + shlex.join(argv)
-    return subprocess.run(["unshare", "-n", "bash", "-c", shell], check=False).returncode
+    namespaces = ["-m", "-n"] if args.workspace else ["-n"]
+    return subprocess.run(["unshare", *namespaces, "bash", "-c", shell], check=False).returncode
 
 
 if __name__ == "__main__":

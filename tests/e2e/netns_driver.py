@@ -4,7 +4,8 @@ them, and write what happened to a JSON result file. Nothing here can reach a no
 
 SPEC is a JSON file: {"ccproxy": path, "claude": path, "upstream_script": path, "script": path,
 "workdir": path, "home": path, "prompt": str, "token": str, "upstream_key_file": path, "result": path,
-"claude_timeout": seconds, "extra_proxy_args": [...]}
+"claude_timeout": seconds, "extra_proxy_args": [...], "claude_env": {...} (added to the CLI's env),
+"claude_args": [...] (added to its arguments)}
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main(spec_path: str) -> int:
             "DISABLE_AUTOUPDATER": "1",
             "DISABLE_TELEMETRY": "1",
             "DISABLE_ERROR_REPORTING": "1",
+            **spec.get("claude_env", {}),
         }
         started = time.monotonic()
         try:
@@ -106,6 +108,7 @@ def main(spec_path: str) -> int:
                     "--output-format",
                     "stream-json",
                     "--verbose",
+                    *spec.get("claude_args", []),
                 ],
                 cwd=spec["workdir"],
                 env=env,
