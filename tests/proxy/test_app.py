@@ -634,7 +634,8 @@ class FakeLlama(FakeUpstream):
         self.routes["/health"] = lambda r: httpx.Response(200, json={"status": "ok"})
 
 
-LLAMA = replace(BASE, backend_features="llama-server")
+# the prefix cache (its own app tests: test_prefix_cache.py) adds /apply-template and /slots calls
+LLAMA = replace(BASE, backend_features="llama-server", prefix_cache_min_tokens=None)
 
 
 def ok_completion(request: httpx.Request) -> httpx.Response:

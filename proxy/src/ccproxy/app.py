@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ from ccproxy.errors import (
     from_upstream_status,
 )
 from ccproxy.metrics import Metrics
+from ccproxy.prefix_cache import PrefixCache
 from ccproxy.raw_relay import RawRelay
 from ccproxy.relay import StreamPump, StreamStats
 from ccproxy.request_body import read_body
@@ -96,6 +98,8 @@ class Call:
     slot: int | None = None
     stream: bool = False
     first_byte: float | None = None
+    on_slot: Callable[[], Awaitable[None]] | None = None
+    """Run on the request's slot, under its lock, right before the upstream request (prefix cache)."""
     trace: dict[str, Any] = field(default_factory=dict)
     """The trace record being built (only when tracing)."""
 
@@ -124,6 +128,12 @@ class Proxy:
         self._backend_lock = asyncio.Lock()
         self._backend_failed = -BACKEND_RETRY
         self.slots: SlotPool | None = None
+        min_tokens = settings.prefix_cache_min_tokens
+        self.prefix_cache = (
+            PrefixCache(self.upstream, min_tokens=min_tokens, observe=self.metrics.observe_prefix_cache)
+            if self.llama and min_tokens is not None
+            else None
+        )
 
     # -- backend discovery (llama-server) ----------------------------------------------------------
     async def backend_info(self) -> BackendInfo | None:
@@ -291,8 +301,12 @@ class Proxy:
                 )
         slots = self.slots
         if slots is not None and not elsewhere:
-            call.slot = slots.assign(session_key(request.headers, req.metadata), side=side)
+            session = session_key(request.headers, req.metadata)
+            call.slot = slots.assign(session, side=side)
             body["id_slot"] = call.slot
+            if self.prefix_cache is not None:
+                prepare = self.prefix_cache.prepare
+                call.on_slot = functools.partial(prepare, call.slot, session, body, side=side)
         content = encode_upstream(body)
         if self.tracer.enabled:
             call.trace["upstream_request"] = body
@@ -332,7 +346,7 @@ class Proxy:
 
     async def _complete(self, call: Call, content: bytes) -> dict[str, Any]:
         """One non-streamed chat completion (waits for the slot first)."""
-        async with self._slot(call.slot), self.upstream.stream("/chat/completions", content) as response:
+        async with self._on_slot(call), self.upstream.stream("/chat/completions", content) as response:
             call.first_byte = time.monotonic()
             try:
                 data = decode_json(await response.aread(), what="POST /chat/completions")
@@ -350,10 +364,21 @@ class Proxy:
             log.warning("llama-server token count failed (%s); no context check for this request", err)
             return None
 
-    def _slot(self, slot: int | None) -> AbstractAsyncContextManager[None]:
-        if slot is None or self.slots is None:
+    def _on_slot(self, call: Call) -> AbstractAsyncContextManager[None]:
+        """The request's turn on its slot (queued behind others), prefix cache work done first."""
+        if call.slot is None or self.slots is None:
             return contextlib.nullcontext()
-        return self.slots.acquire(slot)
+        if call.on_slot is None:
+            return self.slots.acquire(call.slot)
+        return self._prepared_slot(self.slots, call.slot, call.on_slot)
+
+    @asynccontextmanager
+    async def _prepared_slot(
+        self, slots: SlotPool, slot: int, prepare: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[None]:
+        async with slots.acquire(slot):
+            await prepare()
+            yield
 
     async def _stream(
         self,
@@ -364,11 +389,9 @@ class Proxy:
         prompt_tokens: int,
         text_tools: frozenset[str] = frozenset(),
     ) -> Response:
-        slot = call.slot
-
         @asynccontextmanager
         async def open_upstream() -> AsyncIterator[httpx.Response]:
-            async with self._slot(slot), self.upstream.stream("/chat/completions", content) as response:
+            async with self._on_slot(call), self.upstream.stream("/chat/completions", content) as response:
                 yield response
 
         stats = StreamStats(started=call.started, events=[] if self.tracer.enabled else None)

@@ -40,6 +40,8 @@ HELP: dict[str, str] = {
     "text_tool_calls": "recover tool calls written as text in the proxy: auto (default: when the "
     "llama-server chat template asks for it), on, off",
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
+    "prefix_cache_min_tokens": "llama-server with --slot-save-path: keep shared prefixes of at least this "
+    "many tokens in slot files, restored before a session's first turn (default 1024; off)",
 }
 
 

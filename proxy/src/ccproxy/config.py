@@ -60,6 +60,9 @@ class Settings:
     backend's chat template says `ccproxy:text-tool-calls` (ours for the small Qwen coders does)."""
     side_max_tokens: int | None = 256
     """Clamp for side requests' max_tokens (titles, haiku calls; openai kind); None: no clamp."""
+    prefix_cache_min_tokens: int | None = 1024
+    """With llama-server started with --slot-save-path: restore (or process once and save) the shared
+    prefix of at least this many tokens before a session's first turn (ccproxy.prefix_cache); None: off."""
     config: Path | None = None
 
     @property
@@ -190,6 +193,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "backend_features": ("CCPROXY_BACKEND", _features),
     "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
+    "prefix_cache_min_tokens": ("CCPROXY_PREFIX_CACHE_MIN_TOKENS", _optional_int),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"
 FILE_ONLY_KEYS = ("models",)
@@ -292,6 +296,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("stream-start-wait must be >= 0")
     if s.side_max_tokens is not None and s.side_max_tokens < 1:
         raise ConfigError(f"side-max-tokens: must be >= 1 (or off), got {s.side_max_tokens}")
+    if s.prefix_cache_min_tokens is not None and s.prefix_cache_min_tokens < 1:
+        raise ConfigError(f"prefix-cache-min-tokens: must be >= 1 (or off), got {s.prefix_cache_min_tokens}")
     if s.max_tokens is not None and s.max_tokens < 1:
         raise ConfigError(f"max-tokens: must be >= 1, got {s.max_tokens}")
     if not s.token and not s.is_loopback:

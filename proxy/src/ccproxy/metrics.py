@@ -59,6 +59,13 @@ class Metrics:
             ["upstream"],
             registry=self.registry,
         )
+        self.prefix_cache = Counter(
+            "ccproxy_prefix_cache",
+            "Claude Code's shared prefix on llama-server, by outcome before a session's first turn: warm, "
+            "kept, restored, restore_failed, saved, save_failed, save_skipped, error, unsupported.",
+            ["upstream", "result"],
+            registry=self.registry,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._ttfb_children: dict[str, Any] = {}
         self._token_children: dict[str, tuple[Any, ...]] = {}
@@ -100,6 +107,9 @@ class Metrics:
 
     def observe_retry(self) -> None:
         self.retries.labels(self.upstream).inc()
+
+    def observe_prefix_cache(self, result: str) -> None:
+        self.prefix_cache.labels(self.upstream, result).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
