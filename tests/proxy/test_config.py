@@ -34,6 +34,17 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     assert s.config == config
 
 
+def test_prompt_layout_is_stable_by_default_and_switchable_off(tmp_path: Path) -> None:
+    assert load_settings({}, {}).prompt_layout == "stable"
+    config = tmp_path / "ccproxy.yaml"
+    config.write_text("prompt_layout: 'off'\n")
+    assert load_settings({"config": str(config)}, {}).prompt_layout == "off"
+    assert load_settings({}, {"CCPROXY_PROMPT_LAYOUT": "OFF"}).prompt_layout == "off"
+    assert (
+        load_settings({"prompt_layout": "stable"}, {"CCPROXY_PROMPT_LAYOUT": "off"}).prompt_layout == "stable"
+    )
+
+
 def test_config_flag_beats_config_env(tmp_path: Path) -> None:
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text("port: 1111\n")
@@ -89,6 +100,7 @@ def test_secrets_from_files(tmp_path: Path) -> None:
         ({"max_tokens": "0"}, {}, "max-tokens"),
         ({"upstream_key_file": "/nonexistent/key"}, {}, "upstream-key-file"),
         ({"log_level": "loud"}, {}, "--log-level"),
+        ({}, {"CCPROXY_PROMPT_LAYOUT": "compact"}, "CCPROXY_PROMPT_LAYOUT.*stable or off"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:

@@ -73,10 +73,17 @@ def test_recorded_first_turn_has_no_system_role_left_and_no_billing_header(recor
     assert "system" not in roles[1:]
     system = body["messages"][0]["content"]
     assert BILLING.split(":")[0] not in system
-    # the in-messages system text (environment section) is merged after the system prompt
+    # the in-messages system text (environment section) is merged after the system prompt: verbatim
+    # with the layout off, without its session-varying lines with the (default) stable layout
     env_text = raw["messages"][1]["content"]
     env_text = env_text if isinstance(env_text, str) else env_text[0]["text"]
-    assert system.endswith(env_text)
+    off = RequestOptions(upstream_model="m", prompt_layout="off")
+    assert to_openai_request(parse_messages_request(raw), off, stream=True)["messages"][0][
+        "content"
+    ].endswith(env_text)
+    assert env_text.partition(" - Primary working directory")[0] + " - Platform: linux\n" in system
+    assert "Primary working directory" not in system
+    assert "Today's date is" not in system
     assert system.startswith(("You are a Claude agent", "You are Claude Code"))
     assert body["messages"][1]["role"] == "user"
     assert body["max_tokens"] == 4096  # 128000 requested, clamped

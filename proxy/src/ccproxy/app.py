@@ -276,6 +276,7 @@ class Proxy:
         opts = RequestOptions(
             upstream_model=call.upstream_model,
             max_tokens_limit=settings.max_tokens,
+            prompt_layout=settings.prompt_layout,
             extra_body={"cache_prompt": True} if self.llama else {},
             llama_stop_word=self.llama,
         )
@@ -532,7 +533,8 @@ class Proxy:
 
     async def count_request(self, req: CountTokensRequest) -> int:
         upstream_model = self.settings.model_map.resolve(req.model, side=False)
-        body = to_openai_request(req, RequestOptions(upstream_model=upstream_model), stream=False)
+        opts = RequestOptions(upstream_model=upstream_model, prompt_layout=self.settings.prompt_layout)
+        body = to_openai_request(req, opts, stream=False)
         if self.llama:
             n = await self._count_llama(body)
             if n is not None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ccproxy import __version__
 from ccproxy.config import FIELDS, ConfigError, Settings, load_settings
+from ccproxy.layout import LAYOUT_VERSION
 
 HELP: dict[str, str] = {
     "host": "listen address (default 127.0.0.1; a non-loopback address needs a token)",
@@ -40,6 +41,8 @@ HELP: dict[str, str] = {
     "text_tool_calls": "recover tool calls written as text in the proxy: auto (default: when the "
     "llama-server chat template asks for it), on, off",
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
+    "prompt_layout": "stable (default: session-varying lines of the system prompt open the first user "
+    "turn, so system + tools stay one cached prefix; openai kind) or off",
     "prefix_cache_min_tokens": "llama-server with --slot-save-path: keep shared prefixes of at least this "
     "many tokens in slot files, restored before a session's first turn (default 1024; off)",
 }
@@ -88,14 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ccproxy.http_server import guarded_protocol
 
     log = logging.getLogger("ccproxy")
+    layout = LAYOUT_VERSION if settings.prompt_layout == "stable" else "off"
     log.info(
-        "ccproxy %s on %s:%d -> %s (%s, %s)%s",
+        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s)%s",
         __version__,
         settings.host,
         settings.port,
         settings.upstream_shown,
         settings.upstream_kind,
         settings.backend_features,
+        layout if settings.upstream_kind == "openai" else "n/a",
         "" if settings.token else " (no client token: loopback only)",
     )
     config = uvicorn.Config(

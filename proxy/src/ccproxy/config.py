@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
+from ccproxy.layout import PromptLayout
 from ccproxy.model_map import ModelMap, ModelRule
 
 UpstreamKind = Literal["openai", "anthropic"]
@@ -60,6 +61,9 @@ class Settings:
     backend's chat template says `ccproxy:text-tool-calls` (ours for the small Qwen coders does)."""
     side_max_tokens: int | None = 256
     """Clamp for side requests' max_tokens (titles, haiku calls; openai kind); None: no clamp."""
+    prompt_layout: PromptLayout = "stable"
+    """openai kind: move the session-varying lines of Claude Code's system text (date, working
+    directory, OS version, ...) into the first user turn, so system + tools stay one cached prefix."""
     prefix_cache_min_tokens: int | None = 1024
     """With llama-server started with --slot-save-path: restore (or process once and save) the shared
     prefix of at least this many tokens before a session's first turn (ccproxy.prefix_cache); None: off."""
@@ -160,6 +164,13 @@ def _text_tool_calls(value: object) -> TextToolCalls:
     raise ValueError(f"must be auto, on or off, got {text!r}")
 
 
+def _prompt_layout(value: object) -> PromptLayout:
+    text = _str(value).lower()
+    if text in ("stable", "off"):
+        return text  # type: ignore[return-value]
+    raise ValueError(f"must be stable or off, got {text!r}")
+
+
 def _optional_int(value: object) -> int | None:
     if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
         return None
@@ -193,6 +204,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "backend_features": ("CCPROXY_BACKEND", _features),
     "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
+    "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
     "prefix_cache_min_tokens": ("CCPROXY_PREFIX_CACHE_MIN_TOKENS", _optional_int),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"

@@ -12,7 +12,10 @@ Mapping:
   ``x-anthropic-billing-header:`` are dropped (they differ per conversation and kill the prefix cache).
   ``role: system`` messages after the first assistant turn become a ``user`` message wrapping the text in
   ``<system-reminder>`` (prefix-stable), or are merged into the leading system message with
-  ``late_system_as_user=False``.
+  ``late_system_as_user=False``. With ``prompt_layout="stable"`` (the default; ``layout.py``) the lines
+  of that leading system text that vary between sessions (date, working directory, OS version, ...)
+  open the first user turn instead, as a ``<system-reminder>``, so system text + tools stay one
+  byte-identical prefix across sessions, days, commits and repositories.
 - text -> content strings; images (base64 or URL) -> ``image_url`` parts.
 - ``tool_use`` -> assistant ``tool_calls`` (ids kept); ``tool_result`` -> ``role: tool`` messages in
   order, ``is_error`` as an ``Error:`` prefix; text and images beside tool results -> one ``user``
@@ -41,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from ccproxy.layout import PromptLayout, stable_layout
 from ccproxy.types_anthropic import (
     Base64ImageSource,
     ContentBlock,
@@ -90,6 +94,9 @@ class RequestOptions:
     upstream_model: str
     max_tokens_limit: int | None = None
     drop_billing_header: bool = True
+    prompt_layout: PromptLayout = "stable"
+    """``stable``: session-varying lines of the leading system text open the first user turn
+    (``layout.py``); ``off``: the system text as Claude Code sent it."""
     late_system_as_user: bool = True
     """``role: system`` messages after the first assistant turn: a user-side reminder (True) or merged
     into the leading system message (False; changes the prompt prefix when one appears mid-session)."""
@@ -291,6 +298,8 @@ def _messages(req: MessagesRequest | CountTokensRequest, opts: RequestOptions) -
             body.append(_assistant(message, opts))
         else:
             body.extend(_user(message, tool_index))
+    if opts.prompt_layout == "stable":
+        system_parts, body = stable_layout(system_parts, body)
     head: list[ChatMessage] = []
     if system_parts:
         head.append({"role": "system", "content": _JOIN.join(system_parts)})
