@@ -28,4 +28,14 @@ if ! node /usr/local/lib/ccsandbox/seed-config.js "$config_dir/.claude.json" "$(
   exit 1
 fi
 
+# Model names Claude Code does not know (a local model's) become /model picker rows that behave as a
+# Claude model, so the CLI accepts them without printing `[claude-code:unrecognized_model]`.
+if [ "${1:-}" = claude ]; then
+  settings=$(node /usr/local/lib/ccsandbox/model-settings.js || true)
+  if [ -n "$settings" ]; then
+    shift
+    exec claude --settings "$settings" "$@"
+  fi
+fi
+
 exec "$@"

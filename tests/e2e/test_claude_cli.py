@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 CLAUDE = REPO / ".tools" / "claude-code" / "node_modules" / ".bin" / "claude"
 UPSTREAM_SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
 DRIVER = Path(__file__).with_name("netns_driver.py")
+MODEL_SETTINGS = REPO / "claude-sandbox" / "model-settings.js"
+UNRECOGNIZED = "unrecognized_model"
 CCPROXY = Path(sys.executable).with_name("ccproxy")
 
 CLIENT_TOKEN = "client-token-e2e-5f1c"
@@ -47,7 +49,13 @@ def require_prerequisites() -> None:
         )
 
 
-def run_in_netns(tmp_path: Path, script: list[dict[str, Any]], prompt: str) -> dict[str, Any]:
+def run_in_netns(
+    tmp_path: Path,
+    script: list[dict[str, Any]],
+    prompt: str,
+    claude_env: dict[str, str] | None = None,
+    claude_args: list[str] | None = None,
+) -> dict[str, Any]:
     workdir = tmp_path / "work"
     home = tmp_path / "home"
     workdir.mkdir()
@@ -68,6 +76,8 @@ def run_in_netns(tmp_path: Path, script: list[dict[str, Any]], prompt: str) -> d
         "result": str(tmp_path / "result.json"),
         "claude_timeout": 240,
         "extra_proxy_args": ["--trace-dir", str(tmp_path / "traces")],
+        "claude_env": claude_env or {},
+        "claude_args": claude_args or [],
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     run = subprocess.run(
@@ -164,3 +174,47 @@ def test_claude_writes_a_file_through_ccproxy(tmp_path: Path) -> None:
 
     # The proxy counted both streamed turns.
     assert 'ccproxy_requests_total{endpoint="messages"' in result["proxy_metrics"]
+
+
+MODEL_ENV = {  # what controller/ccstack/render.py gives the sandbox for `--model qwen2.5-coder-0.5b`
+    "ANTHROPIC_MODEL": "qwen2.5-coder-0.5b",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL": "qwen2.5-coder-0.5b",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL": "qwen2.5-coder-0.5b",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL": "qwen2.5-coder-0.5b",
+    "ANTHROPIC_SMALL_FAST_MODEL": "qwen2.5-coder-0.5b",
+    "CLAUDE_CODE_SUBAGENT_MODEL": "qwen2.5-coder-0.5b",
+}
+
+
+def sandbox_model_settings(env: dict[str, str]) -> str:
+    """The `--settings` JSON claude-sandbox/entrypoint.sh passes to the CLI for these names."""
+    if shutil.which("node") is None:
+        pytest.fail("`node` on PATH is needed to run claude-sandbox/model-settings.js")
+    run = subprocess.run(
+        ["node", str(MODEL_SETTINGS)], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+@pytest.mark.parametrize("sandbox_settings", [True, False], ids=["sandbox-settings", "control-without"])
+def test_a_local_model_name_gets_no_unrecognized_model_warning(
+    tmp_path: Path, sandbox_settings: bool
+) -> None:
+    """With the settings the sandbox's entrypoint adds, the CLI accepts the stack's model name silently;
+    without them (the control) it prints `[claude-code:unrecognized_model]` to the user."""
+    require_prerequisites()
+    settings = sandbox_model_settings(MODEL_ENV)
+    assert json.loads(settings)["modelPicker"]["options"][0]["model"] == "qwen2.5-coder-0.5b"
+    args = ["--settings", settings] if sandbox_settings else []
+    result = run_in_netns(
+        tmp_path, [{"text": "Hello."}], "Say hello.", claude_env=MODEL_ENV, claude_args=args
+    )
+    output = result.get("stdout", "") + result.get("stderr", "")
+    assert result.get("returncode") == 0, output[-3000:]
+    assert (UNRECOGNIZED in output) is not sandbox_settings, output[-3000:]
+    # either way the model name reaches the proxy unchanged, and the system prompt names the real model
+    turns = main_requests(result)
+    assert turns
+    assert all(r["body"]["model"] == "qwen2.5-coder-0.5b" for r in turns)
+    assert "You are powered by the model qwen2.5-coder-0.5b." in turns[0]["body"]["messages"][0]["content"]

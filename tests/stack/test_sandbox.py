@@ -46,6 +46,8 @@ def test_claude_writes_a_file_into_the_workdir_as_the_user(stack: Stack, docker:
     result = result_event(r.stdout)
     assert result["subtype"] == "success"
     assert result["is_error"] is False
+    # the stack's model name ("scripted") is one Claude Code accepts silently (entrypoint.sh's --settings)
+    assert "unrecognized_model" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
 
     written = workdir / "notes" / "result.txt"
     assert written.read_text(encoding="utf-8") == content
