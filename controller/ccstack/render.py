@@ -29,6 +29,11 @@ EGRESS_PROXY_URL = "http://egress-proxy:3128"
 MODEL_IN_CONTAINER = "/models/model.gguf"
 HUB_CACHE = "/models/cache"
 AUTO_COMPACT_FLOOR = 100_000
+PESSIMISTIC_PREFILL_TPS = 10
+PESSIMISTIC_DECODE_TPS = 2
+"""Tokens/s a CPU backend reaches at worst (a 7B model on two cores prefills at ~10, writes at ~2-3)."""
+CLAUDE_CODE_REQUEST_TIMEOUT = 600
+"""Claude Code's own request timeout in seconds (API_TIMEOUT_MS unset), and the proxy's read timeout."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,26 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
         env["CCPROXY_MAX_TOKENS"] = str(max_tokens)
     if mode.key_env:
         env["CCPROXY_UPSTREAM_KEY_FILE"] = "/run/secrets/upstream_key"
+    worst = worst_case_seconds(mode, opts)
+    if worst is not None:
+        env["CCPROXY_READ_TIMEOUT"] = str(worst)  # a backend silent while it prefills a whole window
     env.update(opts.extra_env)
     return env
+
+
+def runs_locally(mode: Mode) -> bool:
+    """The backend is on this machine (a container without egress, or the host's server): its first
+    prefill of a whole window can take many minutes on a CPU."""
+    return mode.upstream_kind == "openai" and (not mode.egress or mode.host_gateway)
+
+
+def worst_case_seconds(mode: Mode, opts: RenderOptions) -> int | None:
+    """A local backend's longest request at pessimistic speeds: a whole window's prefill, then the
+    longest answer; None for remote backends (or at most Claude Code's default of 600 s)."""
+    window = opts.context_window or mode.context_window or LOCAL_CONTEXT
+    answer = min(opts.max_output_tokens or mode.max_output_tokens or window, window)
+    seconds = -(-window // PESSIMISTIC_PREFILL_TPS) - (-answer // PESSIMISTIC_DECODE_TPS)
+    return seconds if runs_locally(mode) and seconds > CLAUDE_CODE_REQUEST_TIMEOUT else None
 
 
 def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> dict[str, str]:
@@ -110,6 +133,12 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
         # a chat template renders tools before the messages, so that would invalidate the backend's whole
         # prefix cache, and a small model copes better seeing every tool up front.
         env["ENABLE_TOOL_SEARCH"] = "false"
+    worst = worst_case_seconds(mode, opts)
+    if worst is not None:
+        # Claude Code gives up on a request after API_TIMEOUT_MS (600 s by default) and sends it again
+        # from scratch: a long first prefill on a CPU would never finish. The proxy's pings keep the
+        # stream alive meanwhile; its own read timeout is raised alike (proxy_environment).
+        env["API_TIMEOUT_MS"] = str(worst * 1000)
     model = opts.model or mode.default_model
     if model:
         side = opts.side_model or model

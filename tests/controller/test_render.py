@@ -140,6 +140,28 @@ def test_tool_search_is_off_for_translated_backends(mode: str, tool_search_off: 
     assert (env.get("ENABLE_TOOL_SEARCH") == "false") is tool_search_off
 
 
+@pytest.mark.parametrize("mode", ["local", "mlx", "test"])
+def test_local_backends_get_time_for_a_whole_windows_prefill(mode: str) -> None:
+    """Claude Code re-sends a request after API_TIMEOUT_MS (600 s by default): for a backend on this
+    machine it covers a whole window's prefill at 10 tokens/s and the longest answer at 2 tokens/s."""
+    svc = services(mode)
+    assert svc["claude-sandbox"]["environment"]["API_TIMEOUT_MS"] == str((3277 + 2048) * 1000)
+    assert svc["proxy"]["environment"]["CCPROXY_READ_TIMEOUT"] == "5325"
+    big = services(mode, context_window=65536, max_output_tokens=8192)
+    assert big["claude-sandbox"]["environment"]["API_TIMEOUT_MS"] == str((6554 + 4096) * 1000)
+    small = services(mode, context_window=4096, max_output_tokens=256)  # within Claude Code's 600 s
+    assert "API_TIMEOUT_MS" not in small["claude-sandbox"]["environment"]
+    assert "CCPROXY_READ_TIMEOUT" not in small["proxy"]["environment"]
+
+
+@pytest.mark.parametrize("mode", ["openrouter", "anthropic"])
+def test_remote_backends_keep_the_default_timeouts(mode: str) -> None:
+    svc = services(mode)
+    assert "API_TIMEOUT_MS" not in svc["claude-sandbox"]["environment"]
+    proxy_env = svc["proxy"]["environment"]
+    assert "CCPROXY_READ_TIMEOUT" not in (proxy_env.value if isinstance(proxy_env, Override) else proxy_env)
+
+
 def test_anthropic_mode_keeps_claude_model_names() -> None:
     env = services("anthropic")["claude-sandbox"]["environment"]
     assert not any(k.startswith("ANTHROPIC_DEFAULT_") or k == "ANTHROPIC_MODEL" for k in env)
