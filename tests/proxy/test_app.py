@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from ccproxy.app import create_app
+from ccproxy.app import Call, create_app, log_line
 from ccproxy.config import Settings
+from ccproxy.relay import StreamStats
 
 pytestmark = pytest.mark.app
 
@@ -1170,6 +1171,19 @@ async def test_bad_values_are_400_not_5xx(raw: bytes, needle: str, path: str) ->
     assert r.json()["error"]["message"].startswith(needle)
     assert metrics.status_code == 200
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_log_line_rate_is_over_the_generation_time(stream: bool) -> None:
+    """A non-streamed answer's first byte arrives when it is complete: its tokens/s is over the whole
+    request, not over the few milliseconds of reading the body (which once gave tok/s=111324.0)."""
+    call = Call(request_id="req_1", endpoint="messages", started=100.0, stream=stream)
+    stats = StreamStats(started=100.0) if stream else None
+    line = log_line(call, 200, 110.0, 109.999, (1000, 50, 0), None, stats)
+    assert ("tok/s=5.0" if not stream else "tok/s=50000.0") in line
+    assert "ttfb=9.999s total=10.000s" in line
+    streamed = log_line(call, 200, 110.0, 105.0, (1000, 50, 0), None, stats)
+    assert ("tok/s=5.0" if not stream else "tok/s=10.0") in streamed
 
 
 async def test_a_failing_preflight_count_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:

@@ -659,7 +659,9 @@ def log_line(
     parts.append(f"total={now - call.started:.3f}s")
     input_tokens, output_tokens, cache_read = tokens
     if input_tokens or output_tokens:
-        generating = now - (first_byte or call.started)
+        # Streamed: from the upstream's first byte. Non-streamed: the answer arrives whole, its first byte
+        # when generation is over, so the rate is over the whole request (prefill included).
+        generating = now - (first_byte if stats is not None and first_byte is not None else call.started)
         rate = output_tokens / generating if generating > 0 else 0.0
         parts.append(f"in={input_tokens} cache_read={cache_read} out={output_tokens} tok/s={rate:.1f}")
     if error is not None:
