@@ -47,6 +47,10 @@ render MODE="local": bootstrap
 build: bootstrap
     scripts/build-images.sh
 
+# Install gVisor's runsc and register it with Docker (root) for `just up MODE --runtime runsc`
+install-gvisor *ARGS:
+    scripts/install-gvisor.sh {{ARGS}}
+
 # Start mlx_lm.server natively on this Mac for `just up mlx` (MLX_MODEL=..., MLX_PORT=...)
 mlx-server *ARGS:
     backends/mlx/run-mlx-server.sh {{ARGS}}

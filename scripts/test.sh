@@ -75,6 +75,18 @@ if want stack; then
   scripts/prepare-mlx-model.sh
 fi
 
+# The isolation suite runs twice: the agent under runc, then under gVisor (runsc). Installing and
+# registering runsc needs root (CI runs as root); elsewhere this says what to run, or set
+# CCSANDBOX_ISO_RUNTIMES=runc to run the runc pass only.
+if want isolation && [[ ,${CCSANDBOX_ISO_RUNTIMES:-runc,runsc}, == *,runsc,* ]]; then
+  log "gVisor (runsc) for the isolation suite's second pass"
+  if ! scripts/install-gvisor.sh; then
+    echo "the isolation suite's gVisor pass needs runsc registered with Docker (see above);" >&2
+    echo "or run the runc pass only: CCSANDBOX_ISO_RUNTIMES=runc scripts/test.sh isolation" >&2
+    exit 1
+  fi
+fi
+
 want e2e && run_suite e2e
 want backend && run_suite backend
 want stack && run_suite stack
