@@ -17,7 +17,7 @@ from pathlib import Path
 from ccstack import protection, workdir
 from ccstack.policy import Policies, load_policies
 from ccstack.render import SESSION_HEADER, dump_yaml, session_overlay
-from ccstack.stack import Paths, StackError, State, check_docker, load_state, run_compose
+from ccstack.stack import Paths, StackError, State, check_docker, load_state, require_runtime, run_compose
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def claude(paths: Paths, wd_arg: str, claude_args: Sequence[str], *, tty: bool |
     """Run the agent in the sandbox with the workdir mounted at /workspace; returns its exit code."""
     check_docker()
     state = load_state(paths)
+    require_runtime(state.extra.get("runtime") or "runc")  # e.g. runsc unregistered since `up`
     wd = Path(wd_arg).expanduser().resolve()
     if not wd.is_dir():
         raise StackError(f"workdir {wd_arg} is not a directory")
