@@ -16,10 +16,18 @@
 #   LLAMA_CTX_PER_SLOT   context tokens per slot (total = PARALLEL * this) default 32768
 #   LLAMA_THREADS        CPU threads for generation                        default (llama-server's)
 #   LLAMA_CACHE_RAM_MIB  host-RAM prompt cache size, -1 = no limit         default (llama-server's)
+#   LLAMA_SLOT_SAVE_PATH directory (a volume) for slot files: saved KV caches of prompts, such as Claude
+#                        Code's prefix, that ccproxy restores after a restart. Files go to a subdirectory
+#                        per model (size + first and last MiB of the GGUF, or the hub reference), so
+#                        another model never sees them. Unusable directory: a warning, no slot files.
+#                        empty = off                                       default empty
+#   LLAMA_SLOT_SAVE_MAX_MIB  at start, slot files beyond this total are deleted, least recently used
+#                        first (access time)                              default 8192
 #   LLAMA_HOST / LLAMA_PORT  listen address                               default 0.0.0.0 / 8080
 #   LLAMA_EXTRA_ARGS     more flags, split on whitespace
 # Always on: --jinja, --metrics, --slots, --cache-prompt.
 set -eu
+umask 022
 
 bin="${LLAMA_SERVER_BIN:-/app/llama-server}"
 template_dir="${LLAMA_TEMPLATE_DIR:-/templates}"
@@ -33,6 +41,27 @@ die() {
 
 case "$parallel" in '' | *[!0-9]* | 0) die "LLAMA_PARALLEL must be a positive integer, got '$parallel'" ;; esac
 case "$ctx_per_slot" in '' | *[!0-9]* | 0) die "LLAMA_CTX_PER_SLOT must be a positive integer, got '$ctx_per_slot'" ;; esac
+slot_max_mib="${LLAMA_SLOT_SAVE_MAX_MIB:-8192}"
+case "$slot_max_mib" in '' | *[!0-9]*) die "LLAMA_SLOT_SAVE_MAX_MIB must be a non-negative integer, got '$slot_max_mib'" ;; esac
+
+# A short fingerprint of what the slot files were computed with: a file's size and its first and last MiB
+# (different weights differ there; cheap for multi-GB files), or the hub reference.
+model_fingerprint() {
+    if [ -n "${LLAMA_HF_REPO:-}" ]; then
+        printf 'hf %s %s' "$LLAMA_HF_REPO" "${LLAMA_HF_FILE:-}" | sha256sum | cut -c1-16
+    else
+        { wc -c <"$1"; head -c 1048576 "$1" | sha256sum; tail -c 1048576 "$1" | sha256sum; } | sha256sum | cut -c1-16
+    fi
+}
+
+# Delete the least recently used slot files (by access time: restores read them) beyond the budget.
+prune_slot_files() {
+    find "$1" -type f -name '*.bin' -printf '%A@ %s %p\n' 2>/dev/null | sort -rn |
+        awk -v max="$(($2 * 1048576))" '{ total += $2; if (total > max) { sub(/^[^ ]+ [^ ]+ /, ""); print } }' |
+        while IFS= read -r file; do
+            rm -f "$file" && echo "llama-entrypoint: pruned slot file $file (over LLAMA_SLOT_SAVE_MAX_MIB=$2)" >&2
+        done
+}
 
 # Flags are prepended in reverse so the final order is: fixed flags, model, template, tuning,
 # LLAMA_EXTRA_ARGS, entrypoint arguments; later flags win in llama-server.
@@ -42,6 +71,15 @@ if [ -n "${LLAMA_EXTRA_ARGS:-}" ]; then
     set -- $LLAMA_EXTRA_ARGS "$@"
 fi
 if [ -n "${LLAMA_CACHE_RAM_MIB:-}" ]; then set -- --cache-ram "$LLAMA_CACHE_RAM_MIB" "$@"; fi
+if [ -n "${LLAMA_SLOT_SAVE_PATH:-}" ]; then
+    slot_dir="$LLAMA_SLOT_SAVE_PATH/$(model_fingerprint "${LLAMA_MODEL:-/models/model.gguf}" 2>/dev/null || echo unknown)"
+    if mkdir -p "$slot_dir" 2>/dev/null && [ -w "$slot_dir" ]; then
+        prune_slot_files "$LLAMA_SLOT_SAVE_PATH" "$slot_max_mib"
+        set -- --slot-save-path "$slot_dir" "$@"
+    else
+        echo "llama-entrypoint: warning: slot files off: cannot write $slot_dir (LLAMA_SLOT_SAVE_PATH; uid $(id -u))" >&2
+    fi
+fi
 if [ -n "${LLAMA_THREADS:-}" ]; then set -- --threads "$LLAMA_THREADS" "$@"; fi
 if [ -n "${LLAMA_ALIAS:-}" ]; then set -- --alias "$LLAMA_ALIAS" "$@"; fi
 

@@ -28,6 +28,10 @@ PROXY_URL = "http://proxy:8787"
 EGRESS_PROXY_URL = "http://egress-proxy:3128"
 MODEL_IN_CONTAINER = "/models/model.gguf"
 HUB_CACHE = "/models/cache"
+SLOTS_DIR = "/slots"
+SLOTS_VOLUME = {"type": "volume", "source": "llama-slots", "target": SLOTS_DIR}
+"""llama-server's slot files (Claude Code's prefix, restored by the proxy after a restart): a named
+volume declared in compose.yaml, kept by `down` unless `--volumes`."""
 AUTO_COMPACT_FLOOR = 100_000
 PESSIMISTIC_PREFILL_TPS = 10
 PESSIMISTIC_DECODE_TPS = 2
@@ -180,6 +184,7 @@ def llama_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
         "LLAMA_PARALLEL": "2",
         "LLAMA_CTX_PER_SLOT": str(opts.context_window or mode.context_window or LOCAL_CONTEXT),
         "LLAMA_CHAT_TEMPLATE": opts.chat_template or "",
+        "LLAMA_SLOT_SAVE_PATH": SLOTS_DIR,
     }
     if opts.hub_model:
         env |= {"LLAMA_HF_REPO": opts.hub_model, "LLAMA_CACHE": HUB_CACHE}
@@ -248,13 +253,14 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
         if opts.hub_model:
             # The image's own user owns /models; the hub download needs the internet.
             llama["user"] = Reset()
-            llama["volumes"] = Override([{"type": "volume", "source": "llama-models", "target": "/models"}])
+            llama["volumes"] = Override(
+                [{"type": "volume", "source": "llama-models", "target": "/models"}, SLOTS_VOLUME]
+            )
             llama["networks"] = ["backend", "egress"]
             overlay["volumes"] = {"llama-models": {}}
         elif opts.model_file:
-            llama["volumes"] = Override(
-                [{"type": "bind", "source": opts.model_file, "target": MODEL_IN_CONTAINER, "read_only": True}]
-            )
+            bind = {"type": "bind", "source": opts.model_file, "target": MODEL_IN_CONTAINER}
+            llama["volumes"] = Override([{**bind, "read_only": True}, SLOTS_VOLUME])
         else:
             raise ValueError("mode local needs a model file or a model-hub reference")
         overlay["services"]["llama-server"] = llama

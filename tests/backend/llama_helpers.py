@@ -95,8 +95,11 @@ class LlamaServer:
         return out.stdout + out.stderr
 
 
-def start_llama_server(model_file: Path, *, env: dict[str, str], name_prefix: str) -> LlamaServer:
-    """docker run the image with the model mounted read-only; port published on 127.0.0.1 only."""
+def start_llama_server(
+    model_file: Path, *, env: dict[str, str], name_prefix: str, mounts: tuple[str, ...] = ()
+) -> LlamaServer:
+    """docker run the image with the model mounted read-only; port published on 127.0.0.1 only.
+    `mounts`: more `-v` specifications (e.g. a slot-file directory)."""
     if shutil.which("docker") is None:
         pytest.fail("docker CLI not found: the backend suite needs Docker")
     if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
@@ -104,6 +107,8 @@ def start_llama_server(model_file: Path, *, env: dict[str, str], name_prefix: st
     name = f"{name_prefix}-{uuid.uuid4().hex[:8]}"
     command = ["docker", "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1::8080"]
     command += ["-v", f"{model_file}:/models/model.gguf:ro"]
+    for mount in mounts:
+        command += ["-v", mount]
     for key, value in env.items():
         command += ["-e", f"{key}={value}"]
     command.append(IMAGE)

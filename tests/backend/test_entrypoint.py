@@ -4,6 +4,7 @@ binary that prints its arguments; no Docker)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -105,10 +106,56 @@ def test_extra_args_and_arguments_come_last_and_win(run: Run) -> None:
     assert argv[-2:] == ["--port", "9000"]
 
 
+def test_slot_files_go_to_a_directory_per_model(run: Run, tmp_path: Path) -> None:
+    slots = tmp_path / "slots"
+    code, argv, _ = run({})
+    assert "--slot-save-path" not in argv  # off unless configured
+    code, argv, _ = run({"LLAMA_SLOT_SAVE_PATH": str(slots)})
+    assert code == 0
+    first = Path(flag(argv, "--slot-save-path"))
+    assert first.parent == slots
+    assert re.fullmatch("[0-9a-f]{16}", first.name)
+    assert first.is_dir()
+    assert flag(run({"LLAMA_SLOT_SAVE_PATH": str(slots)})[1], "--slot-save-path") == str(first)  # stable
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF" + b"\0" * 10)
+    code, argv, _ = run({"LLAMA_SLOT_SAVE_PATH": str(slots), "LLAMA_MODEL": str(other)})
+    assert Path(flag(argv, "--slot-save-path")) not in (first, slots)
+    hub = run({"LLAMA_SLOT_SAVE_PATH": str(slots), "LLAMA_HF_REPO": "org/repo:Q8_0"})[1]
+    assert Path(flag(hub, "--slot-save-path")).parent == slots
+    assert flag(hub, "--slot-save-path") not in (str(first), flag(argv, "--slot-save-path"))
+
+
+def test_slot_files_beyond_the_budget_are_pruned_least_recently_used_first(run: Run, tmp_path: Path) -> None:
+    slots = tmp_path / "slots"
+    (slots / "a").mkdir(parents=True)
+    (slots / "b").mkdir()
+    files = {name: slots / name for name in ("a/old.bin", "b/recent.bin", "a/newest.bin")}
+    for age, path in enumerate(reversed(files.values())):
+        path.write_bytes(b"\0" * (400 * 1024))
+        os.utime(path, (1_700_000_000 - 1000 * age, 1_700_000_000 - 1000 * age))
+    (slots / "a" / "notes.txt").write_text("not a slot file")
+    code, _, stderr = run({"LLAMA_SLOT_SAVE_PATH": str(slots), "LLAMA_SLOT_SAVE_MAX_MIB": "1"})
+    assert code == 0
+    assert [p.exists() for p in files.values()] == [False, True, True]
+    assert "pruned slot file" in stderr
+    assert (slots / "a" / "notes.txt").exists()
+
+
+def test_unusable_slot_directory_is_a_warning_not_a_failure(run: Run, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, argv, stderr = run({"LLAMA_SLOT_SAVE_PATH": str(blocker)})
+    assert code == 0
+    assert "--slot-save-path" not in argv
+    assert "slot files off" in stderr
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"LLAMA_MODEL": "/nope.gguf"}, "model file '/nope.gguf' is not readable"),
+        ({"LLAMA_SLOT_SAVE_MAX_MIB": "-1"}, "LLAMA_SLOT_SAVE_MAX_MIB must be a non-negative integer"),
         ({"LLAMA_PARALLEL": "0"}, "LLAMA_PARALLEL must be a positive integer"),
         ({"LLAMA_CTX_PER_SLOT": "lots"}, "LLAMA_CTX_PER_SLOT must be a positive integer"),
         ({"LLAMA_CHAT_TEMPLATE": "nope"}, r"chat template '.*nope.jinja' not found \(available: qwen2"),

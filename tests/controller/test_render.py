@@ -173,13 +173,15 @@ def test_local_mounts_the_model_file_read_only_and_sizes_the_context() -> None:
         "llama-server"
     ]
     assert llama["volumes"] == [
-        {"type": "bind", "source": "/data/m.gguf", "target": "/models/model.gguf", "read_only": True}
+        {"type": "bind", "source": "/data/m.gguf", "target": "/models/model.gguf", "read_only": True},
+        {"type": "volume", "source": "llama-slots", "target": "/slots"},  # slot files survive `down`
     ]
     assert llama["environment"] == {
         "LLAMA_MODEL": "/models/model.gguf",
         "LLAMA_PARALLEL": "2",
         "LLAMA_CTX_PER_SLOT": "8192",
         "LLAMA_CHAT_TEMPLATE": "tpl",
+        "LLAMA_SLOT_SAVE_PATH": "/slots",
     }
     assert "user" not in llama  # compose.yaml's: the invoking user
 
@@ -190,7 +192,10 @@ def test_local_with_a_hub_model_fetches_into_a_named_volume() -> None:
     llama = overlay["services"]["llama-server"]
     assert llama["environment"]["LLAMA_HF_REPO"] == "org/repo-GGUF:Q4_K_M"
     assert "LLAMA_MODEL" not in llama["environment"]
-    assert llama["volumes"] == [{"type": "volume", "source": "llama-models", "target": "/models"}]
+    assert llama["volumes"] == [
+        {"type": "volume", "source": "llama-models", "target": "/models"},
+        {"type": "volume", "source": "llama-slots", "target": "/slots"},
+    ]
     assert "egress" in llama["networks"]
     assert overlay["volumes"] == {"llama-models": {}}
     assert "user: !reset" in to_yaml(rendered, parse_mode("local"))
