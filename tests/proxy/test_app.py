@@ -679,6 +679,43 @@ async def test_slot_affinity_and_side_requests() -> None:
     assert all(b.get("cache_prompt") is True for b in upstream.bodies())
 
 
+async def test_llama_streams_ask_for_prompt_progress_and_log_it(caplog: pytest.LogCaptureFixture) -> None:
+    """While llama-server prefills it sends `prompt_progress` chunks (asked with return_progress): the
+    proxy logs them and the client's stream is the same as without them."""
+    progress = [
+        chunk({"role": "assistant", "content": None}, prompt_progress=p)
+        for p in (
+            {"total": 18000, "cache": 0, "processed": 2048, "time_ms": 20000},
+            {"total": 18000, "cache": 0, "processed": 18000, "time_ms": 180000},
+        )
+    ]
+    streamed_answer = b"".join(sse(*progress, done=False) + TEXT_STREAM)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(200, content=streamed_answer)
+        return ok_completion(request)
+
+    upstream = FakeLlama(chat=answer)
+    plain = FakeLlama(chat=httpx.Response(200, content=b"".join(TEXT_STREAM)))
+    with caplog.at_level("INFO", logger="ccproxy"):
+        async with client_for(upstream, LLAMA) as client:
+            r = await client.post("/v1/messages", json=messages_body(stream=True))
+            await client.post("/v1/messages", json=messages_body())
+    async with client_for(plain, LLAMA) as client:
+        without = await client.post("/v1/messages", json=messages_body(stream=True))
+    strip = [{k: v for k, v in e.items() if k != "message"} for e in parse_sse(r.text)]
+    assert strip == [{k: v for k, v in e.items() if k != "message"} for e in parse_sse(without.text)]
+    streamed, complete = upstream.bodies()
+    assert streamed["return_progress"] is True
+    assert "return_progress" not in complete
+    lines = [rec.getMessage() for rec in caplog.records if " prefill " in rec.getMessage()]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "prefill 2048/18000 tokens (0 cached) 20.0 s, 102 tok/s",
+        "prefill 18000/18000 tokens (0 cached) 180.0 s, 100 tok/s",
+    ]
+
+
 async def test_side_model_goes_to_the_side_model_without_a_slot() -> None:
     upstream = FakeLlama(chat=ok_completion)
     settings = replace(LLAMA, model="big", side_model="small")

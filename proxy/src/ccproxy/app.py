@@ -44,9 +44,10 @@ from ccproxy.errors import (
     from_upstream_status,
 )
 from ccproxy.metrics import Metrics
+from ccproxy.prefill_log import PrefillLog
 from ccproxy.prefix_cache import PrefixCache
 from ccproxy.raw_relay import RawRelay
-from ccproxy.relay import StreamPump, StreamStats
+from ccproxy.relay import StreamPump, StreamStats, Translator
 from ccproxy.request_body import read_body
 from ccproxy.side_requests import is_side_request
 from ccproxy.slots import BackendInfo, SlotPool, parse_backend_info, session_key
@@ -277,7 +278,7 @@ class Proxy:
             upstream_model=call.upstream_model,
             max_tokens_limit=settings.max_tokens,
             prompt_layout=settings.prompt_layout,
-            extra_body={"cache_prompt": True} if self.llama else {},
+            extra_body=llama_extra_body(stream=call.stream) if self.llama else {},
             llama_stop_word=self.llama,
         )
         body = to_openai_request(req, opts, stream=call.stream)
@@ -408,14 +409,15 @@ class Proxy:
         if early is not None:
             pump.cancel()
             return self.error_response(call, early)
-        translator = StreamTranslator(
+        base = StreamTranslator(
             model=req.model,
             message_id=message_id,
             input_tokens=prompt_tokens,
             stop_sequences=req.stop_sequences or (),
         )
-        if text_tools:
-            return RelayResponse(pump, pump.relay(TextToolCallTranslator(translator, text_tools)))
+        translator: Translator = TextToolCallTranslator(base, text_tools) if text_tools else base
+        if self.llama:
+            translator = PrefillLog(translator, call.request_id)  # llama-server's prompt progress, logged
         return RelayResponse(pump, pump.relay(translator))
 
     def _stream_finished(self, call: Call) -> Callable[[StreamStats], None]:
@@ -607,6 +609,12 @@ class Proxy:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+
+def llama_extra_body(*, stream: bool) -> dict[str, Any]:
+    """llama-server's own request keys: keep the prompt's KV cache; while it prefills a stream, send
+    ``prompt_progress`` chunks (logged by PrefillLog; the upstream is never silent for a whole prefill)."""
+    return {"cache_prompt": True, "return_progress": True} if stream else {"cache_prompt": True}
 
 
 async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
