@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from ccproxy.errors import ApiError, ProxyError
 from ccproxy.prefill_log import PrefillLog, progress_line
+from ccproxy.relay import StreamStats
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +83,22 @@ def test_chunks_pass_through_and_progress_is_logged(caplog: pytest.LogCaptureFix
         "req_9 prefill 2051/3506 tokens (3 cached) 7.8 s, 264 tok/s",
         "req_9 prefill 3506/3506 tokens (3 cached) 15.5 s, 226 tok/s",
     ]
+
+
+def test_the_answer_after_the_progress_is_the_streams_first_byte() -> None:
+    """llama-server answers its headers at once when it sends progress: the log line's ttfb and tok/s
+    time the answer from its first chunk after the prefill instead."""
+    stats = StreamStats(started=0.0, first_byte=0.01)
+    wrapped = PrefillLog(Recording(), "req_9", stats)
+    wrapped.start()
+    wrapped.feed(progress_chunk(PROGRESS[1]))
+    assert stats.first_byte == 0.01
+    wrapped.feed({"choices": [{"index": 0, "delta": {"content": "Hi"}}]})
+    answered = stats.first_byte
+    assert answered is not None
+    assert answered > 0.01
+    wrapped.feed({"choices": [{"index": 0, "delta": {"content": "!"}}]})
+    assert stats.first_byte == answered
+    plain = StreamStats(started=0.0, first_byte=0.01)  # no progress: the headers came with the answer
+    PrefillLog(Recording(), "req_10", plain).feed({"choices": []})
+    assert plain.first_byte == 0.01

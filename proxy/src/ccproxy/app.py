@@ -417,7 +417,7 @@ class Proxy:
         )
         translator: Translator = TextToolCallTranslator(base, text_tools) if text_tools else base
         if self.llama:
-            translator = PrefillLog(translator, call.request_id)  # llama-server's prompt progress, logged
+            translator = PrefillLog(translator, call.request_id, stats)  # llama-server's prompt progress
         return RelayResponse(pump, pump.relay(translator))
 
     def _stream_finished(self, call: Call) -> Callable[[StreamStats], None]:

@@ -7,16 +7,19 @@ pings); the proxy logs each step, as ``just logs`` / ``ccstack logs`` show it:
 
     req_… prefill 2051/3506 tokens (3 cached) 7.8 s, 264 tok/s
 
-:class:`PrefillLog` wraps a stream translator and passes every chunk through unchanged.
+:class:`PrefillLog` wraps a stream translator and passes every chunk through unchanged. Progress chunks
+make llama-server answer its headers at once; so that the request's log line and metrics still time
+the answer (``ttfb``, tok/s), the first chunk after them counts as the stream's first byte.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from ccproxy.errors import ProxyError
-from ccproxy.relay import Translator
+from ccproxy.relay import StreamStats, Translator
 
 __all__ = ["MIN_LOGGED_TOKENS", "PrefillLog", "progress_line"]
 
@@ -49,18 +52,26 @@ def progress_line(request_id: str, progress: object) -> str | None:
 class PrefillLog:
     """A stream translator that logs llama-server's prompt progress, then hands every chunk on."""
 
-    def __init__(self, inner: Translator, request_id: str) -> None:
+    def __init__(self, inner: Translator, request_id: str, stats: StreamStats | None = None) -> None:
         self._inner = inner
         self._request_id = request_id
+        self._stats = stats
+        self._progress = False
+        self._answering = False
 
     def start(self) -> list[dict[str, Any]]:
         return self._inner.start()
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(chunk, dict) and "prompt_progress" in chunk:
+            self._progress = True
             line = progress_line(self._request_id, chunk["prompt_progress"])
             if line is not None:
                 log.info("%s", line)
+        elif not self._answering:
+            self._answering = True
+            if self._progress and self._stats is not None:
+                self._stats.first_byte = time.monotonic()  # the answer's first byte, after the prefill
         return self._inner.feed(chunk)
 
     def finish(self) -> list[dict[str, Any]]:
