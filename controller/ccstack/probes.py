@@ -881,6 +881,7 @@ STANDARD_MOUNTS = (
     "/dev/console",
     "/usr/sbin/docker-init",  # the engine's tini (compose `init: true`), read-only
 )
+SENSITIVE_MOUNT = re.compile(r"docker\.sock|/\.ssh|\.aws|\.config/gcloud|\.claude\.json$|\.gnupg")
 STANDARD_PREFIXES = ("/proc/", "/sys/fs/cgroup/", "/dev/")
 # Filesystems that carry nothing of the host (scratch space, kernel views).
 VIRTUAL_FS = frozenset({"tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"})
@@ -911,7 +912,11 @@ def probe_mounts(sb: Sandbox) -> ProbeResult:
         ro = "ro" in options.split(",")
         if mount_point in protected and not ro:
             problems.append(f"{mount_point} is writable")
-        if re.search(r"docker\.sock|/\.ssh|\.aws|\.config/gcloud|\.claude\.json$|\.gnupg", mount_point):
+        sensitive = re.search(
+            r"docker\.sock|/\.ssh|\.aws|\.config/gcloud|\.claude\.json$|\.gnupg", mount_point
+        )
+        # The workdir's own copies (a read-only guard over /workspace/.claude.json) are not host secrets.
+        if sensitive and not (mount_point in protected and ro):
             problems.append(f"sensitive mount {mount_point}")
         if mount_point in STANDARD_MOUNTS or mount_point.startswith(STANDARD_PREFIXES):
             continue
