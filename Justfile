@@ -23,9 +23,13 @@ up MODE="local" *ARGS: bootstrap
 claude DIR=invocation_directory() *ARGS: bootstrap
     {{venv}}/bin/ccstack claude "$@"
 
-# Stop and remove the stack (add --volumes to also forget the agent's own ~/.claude state)
+# Stop and remove the stack (add --volumes to also forget the agent's own ~/.claude state and llama-server's saved prefix)
 down *ARGS: bootstrap
     {{venv}}/bin/ccstack down {{ARGS}}
+
+# local: send Claude Code's first request once, so its prefix is processed and saved now (minutes once, then seconds)
+prewarm *ARGS: bootstrap
+    {{venv}}/bin/ccstack prewarm {{ARGS}}
 
 # Show the services, their health, the proxy's URLs and whether the upstream answers
 status: bootstrap

@@ -2,6 +2,8 @@
 
     ccstack up MODE [--model M] [--key-file F] [--publish PORT] ...   local | mlx | openrouter | anthropic
                     [--runtime runc|runsc]                          the agent under gVisor: runsc
+    ccstack up local --prewarm                                        then Claude Code's prefix saved once
+    ccstack prewarm [--timeout S]                                     (local) the prefix restored or saved now
     ccstack claude [DIR] [-- CLAUDE_ARGS...]                          the agent with DIR at /workspace
     ccstack status | logs [SERVICE...] [-f] | down [--volumes]
     ccstack render MODE                                               print the generated overlay
@@ -20,7 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ccstack import agent_session, stack
+from ccstack import agent_session, prewarm, stack
 from ccstack.modes import MODES, parse_mode
 from ccstack.render import to_yaml
 
@@ -65,18 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "up":
             p.add_argument("--wait-timeout", type=int, default=600, help="seconds to wait for health")
+            p.add_argument(
+                "--prewarm",
+                action="store_true",
+                help="local: then send Claude Code's first request once so that llama-server processes and "
+                "saves its prefix now, not in your first session (minutes the first time, seconds after)",
+            )
 
     p = sub.add_parser("claude", help="run Claude Code in the sandbox with DIR (default .) mounted")
     p.add_argument("dir", nargs="?", default=".")
     p.add_argument("claude_args", nargs=argparse.REMAINDER, help="after --: arguments for claude")
 
+    p = sub.add_parser(
+        "prewarm", help="(local) Claude Code's prefix restored from its slot file or processed and saved"
+    )
+    p.add_argument("--timeout", type=int, default=1800, help="seconds to wait for the proxy (default 1800)")
     sub.add_parser("status", help="services, health and the proxy's URLs")
     p = sub.add_parser("logs", help="service logs")
     p.add_argument("services", nargs="*")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--tail", type=int)
     p = sub.add_parser("down", help="stop and remove the stack")
-    p.add_argument("--volumes", action="store_true", help="also delete the agent's state volume")
+    p.add_argument(
+        "--volumes", action="store_true", help="also delete the agent's state and llama-server's slot files"
+    )
     p = sub.add_parser("build", help="build the images (docker compose build)")
     p.add_argument("services", nargs="*", help="default: proxy claude-sandbox")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
@@ -110,7 +124,13 @@ def run(args: argparse.Namespace) -> int:
         case "up":
             state = stack.up(paths, _up_request(args))
             print(f"stack up: mode {state.mode}")
-            return stack.status(paths)
+            healthy = stack.status(paths)
+            if args.prewarm:
+                prewarm.prewarm(paths)
+            return healthy
+        case "prewarm":
+            prewarm.prewarm(paths, timeout=args.timeout)
+            return 0
         case "render":
             mode, rendered, _state = stack.prepare(paths, _up_request(args), os.environ)
             sys.stdout.write(to_yaml(rendered, parse_mode(mode.name)))
