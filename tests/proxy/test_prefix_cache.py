@@ -124,9 +124,18 @@ class FakeLlamaServer:
         if path == "/completion":
             assert data["n_predict"] == 0
             assert data["cache_prompt"] is True
+            assert data["stream"] is True
+            assert data["return_progress"] is True
+            n = len(data["prompt"])
             cached = self.process(data["id_slot"], data["prompt"])
-            self.events.append(("prefill", data["id_slot"], len(data["prompt"]) - cached))
-            return httpx.Response(200, json={"content": "", "timings": {"cache_n": cached}})
+            self.events.append(("prefill", data["id_slot"], n - cached))
+            progress = {"total": n, "cache": cached, "processed": n, "time_ms": 2000}
+            chunks = [
+                {"prompt_progress": progress},
+                {"content": "", "stop": True, "timings": {"cache_n": cached}},
+            ]
+            text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks)
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=text.encode())
         if path == "/v1/chat/completions":
             return self.chat(data)
         return httpx.Response(404, json={"error": {"code": 404, "message": "not found"}})
@@ -252,6 +261,17 @@ async def test_first_session_processes_and_saves_the_prefix_then_reuses_it(
     assert counted == {"restore_failed": 1.0, "saved": 1.0, "warm": 1.0}
     assert any("not restored (missing, truncated, corrupt" in r.message for r in caplog.records)
     assert any("saved " + name in r.getMessage() for r in caplog.records)
+
+
+async def test_processing_a_long_prefix_is_logged_batch_by_batch(caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeLlamaServer()
+    caplog.set_level(logging.INFO, "ccproxy")
+    async with Proxy(server) as proxy:
+        await proxy.ask("s1", body(system="A long system prompt. " * 100))
+    lines = [r.getMessage() for r in caplog.records if " prefill " in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].startswith("prefix cache: slot 0 prefill ")
+    assert "(0 cached) 2.0 s" in lines[0]
 
 
 async def test_after_a_restart_a_new_session_restores_the_file_once() -> None:

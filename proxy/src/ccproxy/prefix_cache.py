@@ -14,9 +14,10 @@ first turn of each session, on its slot and inside the slot's lock (`prepare`):
    restarted, llama-server did not) is left alone too: it may hold this very conversation.
 3. **restore** `<key>.bin` into the slot. A missing, truncated, corrupt or mismatched file (another
    model, build or cache type) is a log line and a counted result, never an error to the client.
-4. otherwise **process the prefix alone** (`/completion`, `n_predict: 0`) and **save** the slot: the
-   file holds exactly the prefix, nothing of the conversation; the request then reuses it. At most one
-   save per key (and `MAX_SAVES` keys) per run.
+4. otherwise **process the prefix alone** (`/completion`, `n_predict: 0`, streamed with
+   `return_progress`: logged batch by batch, never silent for the whole prefill) and **save** the slot:
+   the file holds exactly the prefix, nothing of the conversation; the request then reuses it. At most
+   one save per key (and `MAX_SAVES` keys) per run.
 
 Every outcome is counted (`ccproxy_prefix_cache_total{result=...}`): warm, kept, restored,
 restore_failed, saved, save_failed, save_skipped, error, unsupported. Later turns of a session only
@@ -39,6 +40,7 @@ from typing import Any
 import httpx
 
 from ccproxy.errors import ProxyError, from_upstream_status
+from ccproxy.prefill_log import progress_line
 from ccproxy.prefix_key import cut_prefix, filename, model_identity, prefix_key, probe_body
 from ccproxy.upstream import ERROR_BODY_LIMIT, Upstream
 
@@ -203,12 +205,40 @@ class PrefixCache:
         self._observe("restored")
         return True
 
+    async def _prefill(self, slot: int, prefix: Prefix) -> object:
+        """Process the prefix alone on the slot; returns the tokens it found in the cache (if told)."""
+        body = {
+            "prompt": prefix.text,
+            "n_predict": 0,
+            "id_slot": slot,
+            "cache_prompt": True,
+            "stream": True,
+            "return_progress": True,
+        }
+        cached: object = None
+        async with self._upstream.stream("/completion", json.dumps(body).encode(), root=True) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                chunk = json.loads(line[6:])
+                if not isinstance(chunk, dict):
+                    continue
+                if "error" in chunk:
+                    raise ValueError(f"prefill failed: {chunk['error']}")
+                if "prompt_progress" in chunk:
+                    progress = progress_line(f"prefix cache: slot {slot}", chunk["prompt_progress"])
+                    if progress is not None:
+                        log.info("%s", progress)
+                timings = chunk.get("timings")
+                if isinstance(timings, dict) and "cache_n" in timings:
+                    cached = timings["cache_n"]
+                if chunk.get("stop") is True:
+                    break
+        return cached
+
     async def _prefill_and_save(self, slot: int, prefix: Prefix) -> None:
         started = time.monotonic()
-        body = {"prompt": prefix.text, "n_predict": 0, "id_slot": slot, "cache_prompt": True, "stream": False}
-        done = await self._upstream.post_json("/completion", body, root=True)
-        timings = done.get("timings") if isinstance(done, dict) else None
-        cached = timings.get("cache_n") if isinstance(timings, dict) else None
+        cached = await self._prefill(slot, prefix)
         prefilled = time.monotonic()
         if prefix.key not in self._saved and len(self._saved) >= MAX_SAVES:
             log.warning("prefix cache: %d prefixes saved this run; %s not saved", MAX_SAVES, prefix.filename)

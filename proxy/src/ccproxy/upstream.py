@@ -172,9 +172,10 @@ class Upstream:
         *,
         headers: Mapping[str, str] | None = None,
         query: str = "",
+        root: bool = False,
     ) -> AsyncIterator[httpx.Response]:
         """POST with a streamed answer; yields the open 2xx response. Raises ProxyError otherwise."""
-        url = self.base_url + path + (f"?{query}" if query else "")
+        url = (self.root_url if root else self.base_url) + path + (f"?{query}" if query else "")
         request = self._request("POST", url, content=content, headers=headers)
         try:
             response = await self._send(request, stream=True)
