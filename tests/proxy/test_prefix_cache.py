@@ -429,3 +429,27 @@ async def test_concurrent_new_sessions_share_one_prefill() -> None:
     assert len(server.of("save")) == 1
     assert sorted(e[1] for e in server.of("chat")) == [0, 1]
     assert counted == {"restore_failed": 1.0, "saved": 1.0, "restored": 1.0}
+
+
+async def test_a_turn_cancelled_while_the_prefix_is_processed_prepares_again_when_re_sent() -> None:
+    server = FakeLlamaServer()
+    plain = FakeLlamaServer.__call__
+    calls = 0
+
+    async def slow_first_prefill(self: FakeLlamaServer, request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        if request.url.path == "/completion":
+            calls += 1
+            if calls == 1:
+                await asyncio.sleep(30)
+        return await plain(self, request)
+
+    server.__class__ = type("Slow", (FakeLlamaServer,), {"__call__": slow_first_prefill})
+    async with Proxy(server) as proxy:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(proxy.ask("s1"), 0.5)  # the client gives up during the prefill
+        await proxy.ask("s1")  # Claude Code sends the turn again
+        counted = proxy.counted()
+    # the re-sent turn prepares again (the missing file is known by now: no second restore)
+    assert [e[0] for e in server.events] == ["restore", "prefill", "save", "chat"]
+    assert counted == {"restore_failed": 1.0, "saved": 1.0}

@@ -96,9 +96,10 @@ class PrefixCache:
                 prefix = self._sessions[session]
             else:
                 prefix = await self._describe(body)
-                self._remember(session, prefix)
                 if prefix is not None:
                     await self._warm(slot, prefix)
+                # only now: a turn cancelled while the prefix was processed prepares again when re-sent
+                self._remember(session, prefix)
         except Unsupported:
             self._unsupported()
             prefix = None
@@ -107,6 +108,7 @@ class PrefixCache:
             log.warning("prefix cache: skipped for this session (%s)", message)
             self._observe("error")
             prefix = None
+            self._remember(session, None)  # not tried again on every turn
         if prefix is None:
             self._holds.pop(slot, None)
         else:
