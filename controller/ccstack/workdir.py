@@ -171,7 +171,8 @@ def remove_placeholders(root: Path, created: Sequence[str]) -> list[str]:
     stay: they are that repository's (empty, harmless) config and hooks directory.
     """
     kept = []
-    repo_now = (root / ".git" / "HEAD").exists()
+    # Only a .git the session created can have become the agent's repository.
+    repo_now = ".git" in created and (root / ".git" / "HEAD").exists()
     for rel in sorted(created, key=lambda p: p.count("/"), reverse=True):
         path = root / rel
         if repo_now and (rel == ".git" or rel.startswith(".git/")):

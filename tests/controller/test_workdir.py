@@ -154,3 +154,15 @@ def test_a_workdir_without_git_gets_placeholders_and_an_agent_made_repo_keeps_th
     assert ".git/config" in kept
     assert (tmp_path / ".git" / "config").exists()
     assert not (tmp_path / "CLAUDE.md").exists()
+
+
+def test_a_plain_repository_is_left_as_it_was(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    before = sorted(p.name for p in (tmp_path / ".git").iterdir())
+    protection = plan(workdir.scan(tmp_path, POLICY), POLICY)
+    created = workdir.create_placeholders(tmp_path, protection, *ME)
+    assert ".git/modules" in created
+    assert ".git/worktrees" in created
+    assert workdir.remove_placeholders(tmp_path, created) == []
+    assert sorted(p.name for p in (tmp_path / ".git").iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git"]
