@@ -36,7 +36,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ccstack.policy import DEFAULT_PROTECTED, MountPolicy, ProtectedPath
@@ -60,12 +60,15 @@ class WorkdirScan:
 
     ``entries`` maps workdir-relative paths to their kind, for every ``.git`` entry below the root and
     every existing path that a policy rule names (at the root or below); ``git_config`` is the text of
-    the top repository's ``.git/config``; ``commondir`` the content of ``.git/commondir``, if any.
+    the top repository's ``.git/config``; ``commondir`` the content of ``.git/commondir``, if any;
+    ``nested_configs`` the config text of every other git directory in the workdir (submodules' under
+    ``.git/modules``, embedded repositories'), by git directory.
     """
 
     entries: Mapping[str, EntryKind]
     git_config: str | None = None
     commondir: str | None = None
+    nested_configs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,29 @@ def _inside(rel: str) -> str | None:
     return norm
 
 
-def config_paths(values: Iterable[tuple[str, str]]) -> list[tuple[str, bool, str]]:
-    """Workdir-relative paths the top repository's config points at: hooksPath and included files."""
+def worktree_of(gitdir: str, values: Iterable[tuple[str, str]]) -> str | None:
+    """The working tree a git directory serves (workdir-relative; "" = the root), or None if unknown:
+    ``X/.git`` serves ``X``; a submodule's directory under ``.git/modules`` names it in core.worktree."""
+    if gitdir == ".git" or gitdir.endswith("/.git"):
+        return posixpath.dirname(gitdir)
+    for key, value in values:
+        if key == "core.worktree" and value and not posixpath.isabs(value):
+            norm = posixpath.normpath(posixpath.join(gitdir, value))
+            return "" if norm == "." else _inside(norm)
+    return None
+
+
+def config_paths(
+    values: Iterable[tuple[str, str]], gitdir: str = ".git", worktree: str | None = ""
+) -> list[tuple[str, bool, str]]:
+    """Workdir-relative paths a git directory's config points at: hooksPath (relative to its working
+    tree, where hooks run) and included files (relative to the including file)."""
     found: list[tuple[str, bool, str]] = []
     for key, value in values:
         if not value or value.startswith("~") or posixpath.isabs(value):
             continue  # outside the workdir: not mounted, not writable by the agent
         if key == "core.hookspath":
-            rel = _inside(value)  # relative to the worktree root, where hooks run
+            rel = _inside(posixpath.join(worktree, value)) if worktree is not None else None
             if rel is not None:
                 parent, name = posixpath.split(rel)
                 if name == "_" and posixpath.basename(parent) == ".husky":
@@ -167,9 +185,9 @@ def config_paths(values: Iterable[tuple[str, str]]) -> list[tuple[str, bool, str
                 else:
                     found.append((rel, True, "git hooks directory (core.hooksPath)"))
         elif key == "include.path" or (key.startswith("includeif.") and key.endswith(".path")):
-            rel = _inside(posixpath.join(".git", value))  # relative to the including file
+            rel = _inside(posixpath.join(gitdir, value))
             if rel is not None:
-                found.append((rel, False, "included by .git/config"))
+                found.append((rel, False, f"included by {gitdir}/config"))
     return found
 
 
@@ -225,6 +243,10 @@ def plan(scan: WorkdirScan, policy: MountPolicy) -> Protection:
                 add(f".git/{name}", is_dir, reason, create_if_absent=True)
         else:
             add(".git", False, "gitfile: which git directory this checkout uses", create_if_absent=False)
+        for gitdir, text in sorted(scan.nested_configs.items()):
+            nested = git_config_values(text)
+            for rel, is_dir, reason in config_paths(nested, gitdir, worktree_of(gitdir, nested)):
+                add(rel, is_dir, reason, create_if_absent=True)
         for path, kind in sorted(entries.items()):
             if posixpath.basename(path) == ".git" and path != ".git":
                 reason = "a nested repository's git metadata (submodule, worktree)"

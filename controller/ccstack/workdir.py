@@ -36,6 +36,7 @@ from ccstack.protection import (
     WorkdirScan,
     config_paths,
     git_config_values,
+    worktree_of,
 )
 
 MCP_PLACEHOLDER = '{\n  "mcpServers": {}\n}\n'
@@ -106,6 +107,16 @@ def scan(root: Path, policy: MountPolicy) -> WorkdirScan:
             if kind is not None:
                 entries[path] = kind
     git_config = commondir = None
+    nested: dict[str, str] = {}
+    for gitdir in _nested_gitdirs(root, entries):
+        text = _read(root / gitdir / "config")
+        if text is not None:
+            nested[gitdir] = text
+            values = git_config_values(text)
+            for path, _d, _r in config_paths(values, gitdir, worktree_of(gitdir, values)):
+                kind = _kind(root / path)
+                if kind is not None:
+                    entries[path] = kind
     if entries.get(".git") == "dir":
         git_config = _read(root / ".git" / "config")
         commondir = _read(root / ".git" / "commondir")
@@ -119,7 +130,20 @@ def scan(root: Path, policy: MountPolicy) -> WorkdirScan:
             kind = _kind(root / path) if not path.startswith("..") else None
             if kind is not None:
                 entries[path] = kind
-    return WorkdirScan(entries=entries, git_config=git_config, commondir=commondir)
+    return WorkdirScan(entries=entries, git_config=git_config, commondir=commondir, nested_configs=nested)
+
+
+def _nested_gitdirs(root: Path, entries: dict[str, EntryKind]) -> list[str]:
+    """Every git directory in the workdir but the top one: submodules' under .git/modules (nested
+    ones included) and embedded repositories' ``.git`` directories."""
+    found = [p for p, k in entries.items() if k == "dir" and p.endswith("/.git")]
+    modules = root / ".git" / "modules"
+    if modules.is_dir() and not modules.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(modules):
+            if "HEAD" in filenames and "config" in filenames:
+                found.append(str(Path(dirpath).relative_to(root)))
+            dirnames[:] = [d for d in dirnames if d not in ("objects", "refs", "logs", "hooks", "info")]
+    return sorted(found)
 
 
 # --- placeholders ---------------------------------------------------------------------------------------

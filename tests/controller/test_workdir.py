@@ -166,3 +166,17 @@ def test_a_plain_repository_is_left_as_it_was(tmp_path: Path) -> None:
     assert workdir.remove_placeholders(tmp_path, created) == []
     assert sorted(p.name for p in (tmp_path / ".git").iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".git"]
+
+
+def test_hooks_paths_and_includes_of_the_top_repository_and_its_submodules(superproject: Path) -> None:
+    git(superproject, "config", "include.path", "../project.gitconfig")
+    git(superproject / "libs" / "sub", "config", "core.hooksPath", ".husky/_")
+    git(superproject / "libs" / "sub", "config", "include.path", "../../../../libs/shared.inc")
+    scan = workdir.scan(superproject, POLICY)
+    assert set(scan.nested_configs) == {".git/modules/libs/sub"}
+    g = {x.path: x for x in plan(scan, POLICY).guards}
+    assert g["project.gitconfig"].kind == "ro"  # the top config's include, created empty if absent
+    assert g["project.gitconfig"].create
+    assert g["libs/sub/.husky"].kind == "ro"  # the submodule's hooks, in its working tree
+    assert g["libs/sub/.husky"].is_dir
+    assert g["libs/shared.inc"].kind == "ro"  # included by the submodule's config

@@ -6,9 +6,10 @@ positive control, by the workdir's owner on the host against a fresh copy of the
 commands, so a probe that finds nothing after the sandboxed run means something. A planted command
 touches ``$M/<attack>`` on the host.
 
-The repositories: a superproject (``work``) with a submodule (``libs/sub``, its git directory in
-``.git/modules``), a linked worktree outside the workdir (``wt``), and an instruction file below the
-root (``docs/CLAUDE.md``).
+The repositories: a superproject (``work``, whose config includes ``project.gitconfig``) with a
+submodule (``libs/sub``, its git directory in ``.git/modules``), a second submodule whose hooks live in
+its own working tree (``libs/hooked``, ``core.hooksPath = .githooks``, as husky and lefthook set up), a linked
+worktree outside the workdir (``wt``), and an instruction file below the root (``docs/CLAUDE.md``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ ATTACKS: tuple[Attack, ...] = (
         "a post-checkout hook in .git/modules/libs/sub/hooks",
         r"""h="$R/.git/modules/libs/sub/hooks/post-checkout" &&
         printf '#!/bin/sh\ntouch %s/submodule-hook\n' "$M" > "$h" && chmod +x "$h" """,
+    ),
+    Attack(
+        "included-config",
+        "core.fsmonitor in project.gitconfig, a file of the workdir that .git/config includes",
+        _fsmonitor("included-config", '"$R/project.gitconfig"'),
+    ),
+    Attack(
+        "submodule-hooks-path",
+        "a post-checkout hook in a submodule's core.hooksPath (.githooks, in its working tree)",
+        r"""h="$R/libs/hooked/.githooks/post-checkout" &&
+        printf '#!/bin/sh\ntouch %s/submodule-hooks-path\n' "$M" > "$h" && chmod +x "$h" """,
     ),
     Attack(
         "submodule-gitfile",
@@ -114,6 +126,7 @@ HOST_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("-C", "work/libs/sub", "status"),
     ("-C", "work/libs/sub", "log", "-1", "--oneline"),
     ("-C", "work/libs/sub", "checkout", "-q", "--detach"),
+    ("-C", "work/libs/hooked", "checkout", "-q", "--detach"),
     ("-C", "wt", "status"),
     ("-C", "wt", "log", "-1", "--oneline"),
 )
@@ -165,21 +178,28 @@ def make_repositories(base: Path, owner: Owner) -> Path:
     """lib (a repository), work (superproject with lib as libs/sub), wt (a linked worktree of work)."""
     base.mkdir(parents=True, exist_ok=True)
     owner.chown(base)
-    for d in ("lib", "work"):
+    for d in ("lib", "hooked", "work"):
         (base / d).mkdir()
         owner.chown(base / d)
         owner.git(base / d, "init", "-q")
     (base / "lib" / "lib.txt").write_text("lib\n")
+    (base / "hooked" / ".githooks").mkdir()
+    (base / "hooked" / ".githooks" / "README").write_text("this project's git hooks live here\n")
+    (base / "work" / "project.gitconfig").write_text("# shared git settings of the project\n")
     (base / "work" / "README.md").write_text("work\n")
     (base / "work" / "docs").mkdir()
     (base / "work" / "docs" / "CLAUDE.md").write_text("be careful\n")
     owner.chown(base)
-    owner.git(base / "lib", "add", ".")
-    owner.git(base / "lib", "commit", "-qm", "lib")
+    for d in ("lib", "hooked"):
+        owner.git(base / d, "add", ".")
+        owner.git(base / d, "commit", "-qm", d)
     owner.git(base / "work", "add", ".")
     owner.git(base / "work", "commit", "-qm", "work")
+    owner.git(base / "work", "config", "include.path", "../project.gitconfig")
     owner.git(base / "work", "submodule", "add", "-q", str(base / "lib"), "libs/sub")
-    owner.git(base / "work", "commit", "-qm", "submodule")
+    owner.git(base / "work", "submodule", "add", "-q", str(base / "hooked"), "libs/hooked")
+    owner.git(base / "work" / "libs" / "hooked", "config", "core.hooksPath", ".githooks")
+    owner.git(base / "work", "commit", "-qm", "submodules")
     owner.git(base / "work", "worktree", "add", "-q", str(base / "wt"))
     return base / "work"
 

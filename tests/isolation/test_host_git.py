@@ -238,5 +238,7 @@ def test_guards_are_mount_points_in_the_agent(sandbox_run: SandboxRun) -> None:
         "docs/CLAUDE.md",
         "CLAUDE.md",
         ".gitmodules",
+        "project.gitconfig",
+        "libs/hooked/.githooks",
     ):
         assert f"/workspace/{p}" in sandbox_run.mountpoints, p
