@@ -35,7 +35,18 @@ def prepare(paths: Paths, wd: Path, uid: int, gid: int, policies: Policies | Non
         plan = protection.plan(workdir.scan(wd, policies.mounts), policies.mounts)
     except ValueError as e:
         raise StackError(str(e)) from None
-    session, leftovers = workdir.open_session(paths.sessions, wd, plan, uid, gid, paths.quarantine)
+    links = workdir.links_in_the_way(wd, plan)
+    if links:
+        raise StackError(
+            f"protected paths of {wd} that are (or lie below) a symbolic link or a file: {', '.join(links)}. "
+            "A read-only mount would follow the link out of the workdir, and a link cannot be made "
+            "read-only. Replace each by a copy (a real file or directory), or let the agent write it "
+            "(`writable:` in policies/mounts.yaml)."
+        )
+    try:
+        session, leftovers = workdir.open_session(paths.sessions, wd, plan, uid, gid, paths.quarantine)
+    except workdir.WorkdirBusy as e:
+        raise StackError(str(e)) from None
     overlay = paths.state_dir / f"session-{session.session_id}.yaml"
     volumes = protection.compose_volumes(plan, str(wd))
     data = session_overlay(

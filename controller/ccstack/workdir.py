@@ -8,9 +8,9 @@ need, remove them afterwards, and quarantine git metadata the agent created.
     findings = close_session(session, quarantine_dir)                        # audit, cleanup
 
 The decisions are in :mod:`ccstack.protection` (pure); this module only reads and changes files.
-Sessions of one workdir share a record under ``.stack/sessions/`` (guarded by ``flock``), so the last
-one to end removes the placeholders, and a crashed session's placeholders and audit are finished by
-the next one.
+One session per workdir, recorded under ``.stack/sessions/`` (guarded by ``flock``): a crashed
+session's audit and placeholders are finished by the next one. Guarded paths that are (or lie below)
+a symbolic link refuse the session (:func:`links_in_the_way`).
 """
 
 from __future__ import annotations
@@ -149,6 +149,27 @@ def _nested_gitdirs(root: Path, entries: dict[str, EntryKind]) -> list[str]:
 # --- placeholders ---------------------------------------------------------------------------------------
 
 
+def links_in_the_way(root: Path, protection: Protection) -> list[str]:
+    """Guarded paths that are, or lie below, a symbolic link or a non-directory.
+
+    A bind mount follows links: mounting such a path would put whatever the link names (anything on
+    the host) into the sandbox, and creating a placeholder through it would write outside the
+    workdir. And a link itself cannot be made read-only (the agent could replace it). So the
+    session refuses to start instead, naming them.
+    """
+    bad = []
+    for g in protection.guards:
+        parts = g.path.split("/")
+        for i in range(1, len(parts) + 1):
+            kind = _kind(root.joinpath(*parts[:i]))
+            if kind is None:
+                break
+            if kind == "link" or (i < len(parts) and kind != "dir"):
+                bad.append("/".join(parts[:i]))
+                break
+    return sorted(set(bad))
+
+
 def _chown(path: Path, uid: int, gid: int) -> None:
     if os.getuid() == 0:
         os.lchown(path, uid, gid)
@@ -172,7 +193,10 @@ def create_placeholders(root: Path, protection: Protection, uid: int, gid: int) 
         if g.is_dir:
             target.mkdir()
         else:
-            target.write_text(MCP_PLACEHOLDER if target.name == ".mcp.json" else "", encoding="utf-8")
+            # O_EXCL | O_NOFOLLOW: never through a link that appeared since the check.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(MCP_PLACEHOLDER if target.name == ".mcp.json" else "")
         _chown(target, uid, gid)
         created.append(g.path)
     return created
@@ -271,7 +295,20 @@ def _locked(record: Path) -> Iterator[dict[str, Any]]:
         record.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def _alive(pid: object) -> bool:
+class WorkdirBusy(RuntimeError):
+    """Another session runs on this workdir."""
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat), so a reused pid is not taken for it."""
+    stat_text = _read(Path(f"/proc/{pid}/stat"))
+    if stat_text is None:
+        return None
+    return stat_text.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(entry: dict[str, Any]) -> bool:
+    pid = entry.get("pid")
     if not isinstance(pid, int):
         return False
     try:
@@ -279,47 +316,53 @@ def _alive(pid: object) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    start = _started(pid)
+    return start is None or entry.get("start") in (None, start)
 
 
 def open_session(
     sessions_dir: Path, root: Path, protection: Protection, uid: int, gid: int, quarantine_dir: Path
 ) -> tuple[Session, list[Finding]]:
     """Create placeholders and take the audit's snapshot; finishes a crashed earlier session first
-    (its audit and its placeholders). Returns the session and the crashed session's findings."""
+    (its audit and its placeholders). Returns the session and the crashed session's findings.
+
+    One session per workdir: a running agent could swap a path for a link between this session's
+    checks and its mounts, so a second session raises :class:`WorkdirBusy`."""
     record = sessions_dir / (hashlib.sha256(str(root).encode()).hexdigest()[:16] + ".json")
     session_id = f"{os.getpid()}-{time.time_ns()}"
     leftovers: list[Finding] = []
     with _locked(record) as data:
-        live = {k: v for k, v in dict(data.get("sessions", {})).items() if _alive(v.get("pid"))}
-        dead = {k: v for k, v in dict(data.get("sessions", {})).items() if k not in live}
+        live = {k: v for k, v in dict(data.get("sessions", {})).items() if _alive(v)}
+        if live:
+            pids = ", ".join(str(v.get("pid")) for v in live.values())
+            raise WorkdirBusy(f"a session is already running on {root} (ccstack pid {pids}): one per workdir")
+        dead = dict(data.get("sessions", {}))
         for old in dead.values():
             found = audit(root, old.get("before_git", []), bool(old.get("before_commondir")))
             leftovers += quarantine(root, found, quarantine_dir)
-        created = list(data.get("created", [])) if live else []
-        if not live and data.get("created"):
+        if data.get("created"):
             remove_placeholders(root, list(data["created"]))
-        created += [p for p in create_placeholders(root, protection, uid, gid) if p not in created]
+        created = create_placeholders(root, protection, uid, gid)
         before = git_entries(root)
         commondir = _kind(root / ".git" / "commondir") is not None
-        live[session_id] = {"pid": os.getpid(), "before_git": sorted(before), "before_commondir": commondir}
+        live[session_id] = {
+            "pid": os.getpid(),
+            "start": _started(os.getpid()),
+            "before_git": sorted(before),
+            "before_commondir": commondir,
+        }
         data.clear()
         data.update({"workdir": str(root), "created": created, "sessions": live})
     return Session(record, root, session_id, tuple(sorted(before)), commondir), leftovers
 
 
 def close_session(session: Session, quarantine_dir: Path) -> list[Finding]:
-    """Audit and quarantine what the agent planted; the last session of the workdir removes the
-    placeholders. Returns the findings (already moved)."""
+    """Audit and quarantine what the agent planted, and remove the placeholders it left untouched.
+    Returns the findings (already moved)."""
     with _locked(session.record) as data:
         planted = audit(session.root, session.before_git, session.before_commondir)
         found = quarantine(session.root, planted, quarantine_dir)
-        sessions = dict(data.get("sessions", {}))
-        sessions.pop(session.session_id, None)
-        created = list(data.get("created", []))
-        if not any(_alive(v.get("pid")) for v in sessions.values()):
-            created = remove_placeholders(session.root, created)
-            sessions = {}
-        data.update({"created": created, "sessions": sessions})
+        kept = remove_placeholders(session.root, list(data.get("created", [])))
+        data.update({"created": kept, "sessions": {}})
     return found

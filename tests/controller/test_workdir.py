@@ -114,20 +114,40 @@ def test_the_audit_quarantines_new_repositories_and_commondir(superproject: Path
     git(superproject, "status")  # the repository works again
 
 
-def test_sessions_share_placeholders_and_the_last_one_cleans_up(superproject: Path, tmp_path: Path) -> None:
+def test_one_session_per_workdir_and_it_cleans_up_after_itself(superproject: Path, tmp_path: Path) -> None:
     protection = plan(workdir.scan(superproject, POLICY), POLICY)
     sessions, q = tmp_path / "sessions", tmp_path / "q"
     s1, left1 = workdir.open_session(sessions, superproject, protection, *ME, q)
-    s2, _ = workdir.open_session(sessions, superproject, protection, *ME, q)
     assert left1 == []
     assert (superproject / "AGENTS.md").exists()
-    assert workdir.close_session(s1, q) == []
-    assert (superproject / "AGENTS.md").exists()  # s2 still runs: its mounts need them
+    with pytest.raises(workdir.WorkdirBusy, match="already running"):
+        workdir.open_session(sessions, superproject, protection, *ME, q)
     (superproject / "new").mkdir()
     git(superproject / "new", "init", "-q")
-    found = workdir.close_session(s2, q)
+    found = workdir.close_session(s1, q)
     assert [f.path for f in found] == ["new/.git"]
     assert not (superproject / "AGENTS.md").exists()
+    s2, _ = workdir.open_session(sessions, superproject, protection, *ME, q)  # free again
+    workdir.close_session(s2, q)
+
+
+def test_links_in_the_way_of_protected_paths(tmp_path: Path) -> None:
+    """A link at (or above) a guarded path would make a bind mount follow it out of the workdir."""
+    outside = tmp_path / "outside"
+    (outside / "secret").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q")
+    (work / ".github").symlink_to(outside / "secret")  # a placeholder would be written through it
+    (work / "docs").mkdir()
+    (work / "docs" / "CLAUDE.md").symlink_to("../../outside/secret")
+    (work / ".cursor").write_text("not a directory")
+    protection = plan(workdir.scan(work, POLICY), POLICY)
+    bad = workdir.links_in_the_way(work, protection)
+    assert ".github" in bad
+    assert "docs/CLAUDE.md" in bad
+    assert ".cursor" not in bad  # a file where a directory rule expects one: mounted read-only as is
+    assert not list((outside / "secret").iterdir())
 
 
 def test_a_crashed_session_is_finished_by_the_next_one(superproject: Path, tmp_path: Path) -> None:
