@@ -30,6 +30,13 @@ class Prepared:
 
 def prepare(paths: Paths, wd: Path, uid: int, gid: int, policies: Policies | None = None) -> Prepared:
     """Everything before `compose run`: raises StackError when the workdir cannot be protected."""
+    state_dir = paths.state_dir.resolve()
+    if state_dir == wd or wd in state_dir.parents:
+        raise StackError(
+            f"refusing to mount {wd}: it holds the stack's state directory {state_dir} (its secrets, "
+            "the upstream key, the quarantine). Mount a project directory, or set CCSANDBOX_STATE_DIR "
+            "outside it."
+        )
     policies = policies or load_policies(paths.repo / "policies")
     try:
         plan = protection.plan(workdir.scan(wd, policies.mounts), policies.mounts)
