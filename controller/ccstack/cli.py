@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--key-file", help="file with the upstream API key (else the mode's env var)")
         p.add_argument("--context-window", type=int, help="the backend's context window in tokens")
         p.add_argument("--max-output-tokens", type=int, help="clamp for max_tokens")
+        p.add_argument(
+            "--prompt-profile",
+            choices=("full", "lean"),
+            help="openai-kind modes: the proxy's prompt profile (CCPROXY_PROMPT_PROFILE); lean = reduced "
+            "system text and tool descriptions for small local models (default: the proxy's, full)",
+        )
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
         p.add_argument(
@@ -109,6 +115,7 @@ def _up_request(args: argparse.Namespace) -> stack.UpRequest:
         key_file=args.key_file,
         context_window=args.context_window,
         max_output_tokens=args.max_output_tokens,
+        prompt_profile=args.prompt_profile,
         publish_port=args.publish,
         project=args.project,
         extra_files=tuple(os.path.abspath(f) for f in args.file),

@@ -66,6 +66,7 @@ class RenderOptions:
     hub_model: str | None = None  # local: a model-hub reference llama-server fetches into a volume
     context_window: int | None = None
     max_output_tokens: int | None = None
+    prompt_profile: str | None = None  # the proxy's prompt profile (full, lean); None: the proxy's default
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
@@ -99,6 +100,8 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
     max_tokens = opts.max_output_tokens or mode.max_output_tokens
     if max_tokens:
         env["CCPROXY_MAX_TOKENS"] = str(max_tokens)
+    if opts.prompt_profile:
+        env["CCPROXY_PROMPT_PROFILE"] = opts.prompt_profile
     if mode.key_env:
         env["CCPROXY_UPSTREAM_KEY_FILE"] = "/run/secrets/upstream_key"
     worst = worst_case_seconds(mode, opts)

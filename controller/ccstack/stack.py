@@ -329,6 +329,7 @@ class UpRequest:
     key_file: str | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    prompt_profile: str | None = None  # the proxy's --prompt-profile (full, lean); None: its default
     publish_port: int | None = None
     project: str = DEFAULT_PROJECT
     extra_files: tuple[str, ...] = ()
@@ -376,6 +377,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         side_model=req.side_model,
         context_window=req.context_window,
         max_output_tokens=req.max_output_tokens,
+        prompt_profile=req.prompt_profile,
         publish_port=req.publish_port,
         runtime=agent_runtime(paths, req),
     )

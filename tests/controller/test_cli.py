@@ -23,6 +23,14 @@ def test_up_options() -> None:
     assert req.extra_files[0].endswith("/a.yaml")
 
 
+def test_up_prompt_profile() -> None:
+    assert cli._up_request(cli.build_parser().parse_args(["up", "local"])).prompt_profile is None
+    args = cli.build_parser().parse_args(["up", "local", "--prompt-profile", "lean"])
+    assert cli._up_request(args).prompt_profile == "lean"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["up", "local", "--prompt-profile", "tiny"])
+
+
 def test_render_does_not_fetch() -> None:
     assert cli._up_request(cli.build_parser().parse_args(["render", "local"])).fetch is False
 

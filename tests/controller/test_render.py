@@ -111,6 +111,12 @@ def test_upstream_and_model_overrides() -> None:
     assert agent["CLAUDE_CODE_SUBAGENT_MODEL"] == "z/m"
 
 
+def test_prompt_profile_reaches_the_proxy_only_when_given() -> None:
+    assert "CCPROXY_PROMPT_PROFILE" not in services("local")["proxy"]["environment"]
+    env = services("local", prompt_profile="lean")["proxy"]["environment"]
+    assert env["CCPROXY_PROMPT_PROFILE"] == "lean"
+
+
 def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
     env = services("local", context_window=16384)["claude-sandbox"]["environment"]
     assert env["ANTHROPIC_BASE_URL"] == "http://proxy:8787"

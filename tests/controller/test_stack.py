@@ -47,6 +47,13 @@ def test_render_local_uses_the_registry_chat_template(tmp_path: Path) -> None:
     assert llama["volumes"][0]["source"] == str(tmp_path / "models" / "model.gguf")
 
 
+def test_prompt_profile_reaches_the_proxy_environment(tmp_path: Path) -> None:
+    paths = stack.Paths(repo=stack.REPO, state_dir=tmp_path)
+    req = stack.UpRequest(mode="local", fetch=False, prompt_profile="lean")
+    _mode, rendered, _state = stack.prepare(paths, req, {"CCSANDBOX_UID": "1000"})
+    assert plain(rendered.overlay)["services"]["proxy"]["environment"]["CCPROXY_PROMPT_PROFILE"] == "lean"
+
+
 def test_missing_key_says_what_to_set() -> None:
     with pytest.raises(stack.StackError, match="set OPENROUTER_API_KEY or pass --key-file"):
         stack.resolve_key(parse_mode("openrouter"), None, {})

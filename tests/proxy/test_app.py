@@ -1270,3 +1270,36 @@ async def test_stop_sequence_reported_as_the_api_does(stream: bool) -> None:
     assert asked["verbose"] is True
     assert asked["stop"] == ["NEVER", "END"]
     assert "verbose" not in not_asked
+
+
+# --- prompt profile -------------------------------------------------------------------------------------
+
+
+RECORDED_DAY1 = Path(__file__).resolve().parents[1] / "fixtures/claude_code/sessions/day1/01-turn1.json"
+
+
+async def test_lean_prompt_profile_reaches_the_upstream_and_the_count() -> None:
+    body = json.loads(RECORDED_DAY1.read_text())["body"]
+    body["stream"] = False
+    answer = completion({"role": "assistant", "content": "ok"})
+    sent: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for profile in ("full", "lean"):
+        upstream = FakeUpstream(httpx.Response(200, json=answer))
+        settings = replace(BASE, prompt_profile=profile)  # type: ignore[arg-type]
+        async with client_for(upstream, settings) as client:
+            r = await client.post("/v1/messages", json=body)
+            assert r.status_code == 200, r.text
+            count_body = {k: body[k] for k in ("model", "messages", "system", "tools")}
+            c = await client.post("/v1/messages/count_tokens", json=count_body)
+            assert c.status_code == 200, c.text
+        (sent[profile],) = upstream.bodies()
+        counts[profile] = c.json()["input_tokens"]
+    full, lean = sent["full"], sent["lean"]
+    assert [t["function"]["parameters"] for t in lean["tools"]] == [
+        t["function"]["parameters"] for t in full["tools"]
+    ]
+    assert len(json.dumps(lean)) < len(json.dumps(full))
+    assert "# Memory" in full["messages"][0]["content"]
+    assert "# Memory" not in lean["messages"][0]["content"]
+    assert counts["lean"] < counts["full"]

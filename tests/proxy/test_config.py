@@ -45,6 +45,17 @@ def test_prompt_layout_is_stable_by_default_and_switchable_off(tmp_path: Path) -
     )
 
 
+def test_prompt_profile_is_full_by_default_and_switchable_to_lean(tmp_path: Path) -> None:
+    assert load_settings({}, {}).prompt_profile == "full"
+    config = tmp_path / "ccproxy.yaml"
+    config.write_text("prompt_profile: lean\n")
+    assert load_settings({"config": str(config)}, {}).prompt_profile == "lean"
+    assert load_settings({}, {"CCPROXY_PROMPT_PROFILE": "LEAN"}).prompt_profile == "lean"
+    assert (
+        load_settings({"prompt_profile": "full"}, {"CCPROXY_PROMPT_PROFILE": "lean"}).prompt_profile == "full"
+    )
+
+
 def test_config_flag_beats_config_env(tmp_path: Path) -> None:
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text("port: 1111\n")
@@ -101,6 +112,7 @@ def test_secrets_from_files(tmp_path: Path) -> None:
         ({"upstream_key_file": "/nonexistent/key"}, {}, "upstream-key-file"),
         ({"log_level": "loud"}, {}, "--log-level"),
         ({}, {"CCPROXY_PROMPT_LAYOUT": "compact"}, "CCPROXY_PROMPT_LAYOUT.*stable or off"),
+        ({"prompt_profile": "tiny"}, {}, "prompt-profile.*full or lean"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:

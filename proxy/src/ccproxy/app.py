@@ -278,6 +278,7 @@ class Proxy:
             upstream_model=call.upstream_model,
             max_tokens_limit=settings.max_tokens,
             prompt_layout=settings.prompt_layout,
+            prompt_profile=settings.prompt_profile,
             extra_body=llama_extra_body(stream=call.stream) if self.llama else {},
             llama_stop_word=self.llama,
         )
@@ -535,7 +536,11 @@ class Proxy:
 
     async def count_request(self, req: CountTokensRequest) -> int:
         upstream_model = self.settings.model_map.resolve(req.model, side=False)
-        opts = RequestOptions(upstream_model=upstream_model, prompt_layout=self.settings.prompt_layout)
+        opts = RequestOptions(
+            upstream_model=upstream_model,
+            prompt_layout=self.settings.prompt_layout,
+            prompt_profile=self.settings.prompt_profile,
+        )
         body = to_openai_request(req, opts, stream=False)
         if self.llama:
             n = await self._count_llama(body)

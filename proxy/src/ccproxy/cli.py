@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from ccproxy import __version__
 from ccproxy.config import FIELDS, ConfigError, Settings, load_settings
 from ccproxy.layout import LAYOUT_VERSION
+from ccproxy.profile import PROFILE_VERSION
 
 HELP: dict[str, str] = {
     "host": "listen address (default 127.0.0.1; a non-loopback address needs a token)",
@@ -43,6 +44,8 @@ HELP: dict[str, str] = {
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
     "prompt_layout": "stable (default: session-varying lines of the system prompt open the first user "
     "turn, so system + tools stay one cached prefix; openai kind) or off",
+    "prompt_profile": "full (default, until task-suite measurements choose) or lean (reduced system text "
+    "and tool descriptions for small local models; every tool and schema kept; openai kind)",
     "prefix_cache_min_tokens": "llama-server with --slot-save-path: keep shared prefixes of at least this "
     "many tokens in slot files, restored before a session's first turn (default 1024; off)",
 }
@@ -92,8 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log = logging.getLogger("ccproxy")
     layout = LAYOUT_VERSION if settings.prompt_layout == "stable" else "off"
+    profile = (
+        PROFILE_VERSION
+        if settings.prompt_profile == "lean"
+        else "full (default; lean not yet chosen by task-suite measurements)"
+    )
     log.info(
-        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s)%s",
+        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s, prompt profile %s)%s",
         __version__,
         settings.host,
         settings.port,
@@ -101,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.upstream_kind,
         settings.backend_features,
         layout if settings.upstream_kind == "openai" else "n/a",
+        profile if settings.upstream_kind == "openai" else "n/a",
         "" if settings.token else " (no client token: loopback only)",
     )
     config = uvicorn.Config(

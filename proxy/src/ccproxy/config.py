@@ -18,6 +18,7 @@ import yaml
 
 from ccproxy.layout import PromptLayout
 from ccproxy.model_map import ModelMap, ModelRule
+from ccproxy.profile import PromptProfile
 
 UpstreamKind = Literal["openai", "anthropic"]
 BackendFeatures = Literal["generic", "llama-server"]
@@ -64,6 +65,9 @@ class Settings:
     prompt_layout: PromptLayout = "stable"
     """openai kind: move the session-varying lines of Claude Code's system text (date, working
     directory, OS version, ...) into the first user turn, so system + tools stay one cached prefix."""
+    prompt_profile: PromptProfile = "full"
+    """openai kind: ``lean`` reduces the system text and long tool descriptions for small local models
+    (ccproxy.profile; every tool and schema kept). Default ``full`` until task-suite measurements choose."""
     prefix_cache_min_tokens: int | None = 1024
     """With llama-server started with --slot-save-path: restore (or process once and save) the shared
     prefix of at least this many tokens before a session's first turn (ccproxy.prefix_cache); None: off."""
@@ -171,6 +175,13 @@ def _prompt_layout(value: object) -> PromptLayout:
     raise ValueError(f"must be stable or off, got {text!r}")
 
 
+def _prompt_profile(value: object) -> PromptProfile:
+    text = _str(value).lower()
+    if text in ("full", "lean"):
+        return text  # type: ignore[return-value]
+    raise ValueError(f"must be full or lean, got {text!r}")
+
+
 def _optional_int(value: object) -> int | None:
     if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
         return None
@@ -205,6 +216,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
     "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
+    "prompt_profile": ("CCPROXY_PROMPT_PROFILE", _prompt_profile),
     "prefix_cache_min_tokens": ("CCPROXY_PREFIX_CACHE_MIN_TOKENS", _optional_int),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"

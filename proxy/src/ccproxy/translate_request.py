@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from ccproxy.layout import PromptLayout, stable_layout
+from ccproxy.profile import PromptProfile, lean_description, lean_system_parts
 from ccproxy.types_anthropic import (
     Base64ImageSource,
     ContentBlock,
@@ -97,6 +98,9 @@ class RequestOptions:
     prompt_layout: PromptLayout = "stable"
     """``stable``: session-varying lines of the leading system text open the first user turn
     (``layout.py``); ``off``: the system text as Claude Code sent it."""
+    prompt_profile: PromptProfile = "full"
+    """``lean``: the leading system text and long tool descriptions reduced by ``profile.py``'s rules
+    (every tool, name and input schema kept); ``full``: as Claude Code sent them."""
     late_system_as_user: bool = True
     """``role: system`` messages after the first assistant turn: a user-side reminder (True) or merged
     into the leading system message (False; changes the prompt prefix when one appears mid-session)."""
@@ -127,7 +131,7 @@ def to_openai_request(
 ) -> dict[str, Any]:
     """Translate a validated Anthropic request into an OpenAI Chat Completions body."""
     body: dict[str, Any] = {"model": opts.upstream_model}
-    tools = _tools(req, drop_deferred=opts.drop_deferred_tools)
+    tools = _tools(req, drop_deferred=opts.drop_deferred_tools, lean=opts.prompt_profile == "lean")
     if tools:
         body["tools"] = tools
     body["messages"] = _messages(req, opts)
@@ -196,29 +200,32 @@ def _referenced_tools(messages: Sequence[Message]) -> list[str]:
     return list(names)
 
 
-def _function(tool: Tool) -> FunctionTool:
+def _function(tool: Tool, *, lean: bool = False) -> FunctionTool:
     if tool.description:
+        description = lean_description(tool.description) if lean else tool.description
         return {
             "type": "function",
-            "function": {"name": tool.name, "description": tool.description, "parameters": tool.input_schema},
+            "function": {"name": tool.name, "description": description, "parameters": tool.input_schema},
         }
     return {"type": "function", "function": {"name": tool.name, "parameters": tool.input_schema}}
 
 
-def _tools(req: MessagesRequest | CountTokensRequest, *, drop_deferred: bool) -> list[FunctionTool]:
+def _tools(
+    req: MessagesRequest | CountTokensRequest, *, drop_deferred: bool, lean: bool = False
+) -> list[FunctionTool]:
     """Regular tools sorted by name, then tools loaded by tool search in load order (append-only, so the
     rendered tool list keeps its prefix when a tool gets loaded mid-session)."""
     if not req.tools:
         return []
     client_tools = [t for t in req.tools if isinstance(t, Tool)]
     if not drop_deferred:
-        return [_function(t) for t in sorted(client_tools, key=lambda t: t.name)]
+        return [_function(t, lean=lean) for t in sorted(client_tools, key=lambda t: t.name)]
     regular = sorted((t for t in client_tools if not _is_deferred(t)), key=lambda t: t.name)
     deferred = {t.name: t for t in client_tools if _is_deferred(t)}
     loaded = (
         [deferred[name] for name in _referenced_tools(req.messages) if name in deferred] if deferred else []
     )
-    return [_function(t) for t in regular + loaded]
+    return [_function(t, lean=lean) for t in regular + loaded]
 
 
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
@@ -298,6 +305,8 @@ def _messages(req: MessagesRequest | CountTokensRequest, opts: RequestOptions) -
             body.append(_assistant(message, opts))
         else:
             body.extend(_user(message, tool_index))
+    if opts.prompt_profile == "lean":
+        system_parts = lean_system_parts(system_parts)
     if opts.prompt_layout == "stable":
         system_parts, body = stable_layout(system_parts, body)
     head: list[ChatMessage] = []
