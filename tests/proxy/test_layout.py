@@ -4,7 +4,6 @@ prefix; every varying line still reaches the model; turn 2 still starts with tur
 
 from __future__ import annotations
 
-import ast
 import collections
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ from ccproxy import layout
 from ccproxy.layout import LAYOUT_VERSION, REMINDER_HEADING, reminder, split_varying, stable_layout
 from ccproxy.translate_request import RequestOptions, encode_upstream, to_openai_request
 from ccproxy.types_anthropic import parse_messages_request
+from imports import imported_roots
 
 pytestmark = pytest.mark.unit
 
@@ -305,12 +305,6 @@ def test_later_system_messages_stay_where_they_are() -> None:
 
 
 def test_the_module_is_pure_and_versioned() -> None:
-    tree = ast.parse(Path(layout.__file__).read_text())
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
+    imported = imported_roots(layout)
     assert imported <= {"__future__", "re", "collections", "dataclasses", "itertools", "typing", "ccproxy"}
     assert LAYOUT_VERSION.startswith("stable-")

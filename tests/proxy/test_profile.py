@@ -5,7 +5,6 @@ prefix across the sessions/ recordings."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ccproxy.profile import (
 from ccproxy.tokens import offline_encoding
 from ccproxy.translate_request import RequestOptions, encode_upstream, to_openai_request
 from ccproxy.types_anthropic import parse_messages_request
+from imports import imported_roots
 
 pytestmark = pytest.mark.unit
 
@@ -238,12 +238,6 @@ def test_tokens_before_and_after(name: str, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_the_module_is_pure_and_versioned() -> None:
-    tree = ast.parse(Path(profile.__file__).read_text())
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
+    imported = imported_roots(profile)
     assert imported <= {"__future__", "typing"}
     assert PROFILE_VERSION.startswith("lean-")

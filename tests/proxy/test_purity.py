@@ -1,0 +1,37 @@
+"""The translation core is pure: data in, data out. None of its modules imports an I/O library."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from imports import imported_roots
+
+pytestmark = pytest.mark.unit
+
+PURE = (
+    "errors",
+    "layout",
+    "model_map",
+    "prefill_log",
+    "prefix_key",
+    "profile",
+    "side_requests",
+    "sse",
+    "text_repair",
+    "text_tool_calls",
+    "translate_request",
+    "translate_response",
+    "translate_stream",
+    "types_anthropic",
+    "types_openai",
+    "validate",
+)
+IO = {"httpx", "httpx_aiohttp", "starlette", "asyncio", "aiohttp", "uvicorn", "anyio", "socket", "subprocess"}
+IO |= {"os", "prometheus_client"}
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_pure_modules_import_no_io_library(name: str) -> None:
+    module = importlib.import_module(f"ccproxy.{name}")
+    assert not imported_roots(module) & IO
