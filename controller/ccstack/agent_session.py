@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccstack import protection, workdir
+from ccstack.checks import check_docker, require_runtime
+from ccstack.compose import run_compose
+from ccstack.errors import StackError
 from ccstack.policy import Policies, load_policies
 from ccstack.render import SESSION_HEADER, dump_yaml, session_overlay
-from ccstack.stack import Paths, StackError, State, check_docker, load_state, require_runtime, run_compose
+from ccstack.state import Paths, State, load_state
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,9 @@ def claude(paths: Paths, wd_arg: str, claude_args: Sequence[str], *, tty: bool |
     """Run the agent in the sandbox with the workdir mounted at /workspace; returns its exit code."""
     check_docker()
     state = load_state(paths)
-    require_runtime(state.extra.get("runtime") or "runc")  # e.g. runsc unregistered since `up`
+    # e.g. runsc unregistered since `up`
+    for warning in require_runtime(state.extra.get("runtime") or "runc"):
+        print(f"ccstack: warning: {warning}", file=sys.stderr)
     wd = Path(wd_arg).expanduser().resolve()
     if not wd.is_dir():
         raise StackError(f"workdir {wd_arg} is not a directory")

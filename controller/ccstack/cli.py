@@ -22,9 +22,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ccstack import agent_session, prewarm, stack
-from ccstack.modes import MODES, parse_mode
+from ccstack import agent_session, commands, prewarm
+from ccstack.errors import StackError
+from ccstack.local_model import DEFAULT_MODEL
+from ccstack.modes import MODES
 from ccstack.render import to_yaml
+from ccstack.state import DEFAULT_PROJECT, default_paths
 
 
 def _port(value: str) -> int:
@@ -36,17 +39,17 @@ def _port(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccstack", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--project", default=os.environ.get("CCSANDBOX_PROJECT", stack.DEFAULT_PROJECT))
+    parser.add_argument("--project", default=os.environ.get("CCSANDBOX_PROJECT", DEFAULT_PROJECT))
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    modes_help = "; ".join(f"{m.name}: {m.summary}" for m in MODES.values() if m.name != "test")
+    modes_help = "; ".join(f"{m.name}: {m.summary}" for m in MODES.values() if m.listed)
     for name in ("up", "render"):
         p = sub.add_parser(name, help=f"{'start' if name == 'up' else 'print the overlay of'} a mode")
         p.add_argument("mode", choices=list(MODES), help=modes_help)
         p.add_argument(
             "--model",
             help="local: a .gguf path, hf:OWNER/REPO[:QUANT] or a model name (default "
-            f"{stack.DEFAULT_MODEL}); other modes: the upstream model name",
+            f"{DEFAULT_MODEL}); other modes: the upstream model name",
         )
         p.add_argument("--side-model", help="upstream model for side requests (titles, haiku)")
         p.add_argument(
@@ -105,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _up_request(args: argparse.Namespace) -> stack.UpRequest:
-    return stack.UpRequest(
+def _up_request(args: argparse.Namespace) -> commands.UpRequest:
+    return commands.UpRequest(
         mode=args.mode,
         model=args.model,
         side_model=args.side_model,
@@ -125,13 +128,43 @@ def _up_request(args: argparse.Namespace) -> stack.UpRequest:
     )
 
 
+def format_status(st: commands.Status) -> str:
+    """What `ccstack status` prints."""
+    lines = [
+        f"mode: {st.mode}   project: {st.project}   model: {st.model or '-'}",
+        f"agent runtime: {st.runtime}",
+        st.services,
+        "proxy:",
+        *(f"  {url:<32} {where}" for where, url in st.urls.items()),
+    ]
+    if st.health is not None:
+        code, body = st.health
+        reachable = "reachable" if st.healthy else "NOT reachable"
+        lines.append(f"upstream: {reachable} (proxy /health: {code} {body[:200]})")
+        if not st.healthy and st.hint:
+            lines.append(f"  {st.hint}")
+    lines.append(
+        "agent: `ccstack claude [DIR]` or `docker compose run --rm claude-sandbox` (CCSANDBOX_WORKDIR=DIR)"
+    )
+    return "\n".join(lines)
+
+
+def show_status(st: commands.Status) -> int:
+    print(format_status(st))
+    return 0 if st.healthy else 1
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = stack.default_paths()
+    paths = default_paths()
     match args.cmd:
         case "up":
-            state = stack.up(paths, _up_request(args))
-            print(f"stack up: mode {state.mode}")
-            healthy = stack.status(paths)
+            started = commands.up(paths, _up_request(args))
+            for warning in started.warnings:
+                print(f"ccstack: warning: {warning}", file=sys.stderr)
+            for notice in started.notices:
+                print(notice)
+            print(f"stack up: mode {started.state.mode}")
+            healthy = show_status(commands.status(paths))
             if args.prewarm:
                 prewarm.prewarm(paths)
             return healthy
@@ -139,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
             prewarm.prewarm(paths, timeout=args.timeout)
             return 0
         case "render":
-            mode, rendered, _state = stack.prepare(paths, _up_request(args), os.environ)
-            sys.stdout.write(to_yaml(rendered, parse_mode(mode.name)))
+            mode, rendered, _state = commands.prepare(paths, _up_request(args), os.environ)
+            sys.stdout.write(to_yaml(rendered, mode))
             return 0
         case "claude":
             extra = list(args.claude_args)
@@ -148,16 +181,16 @@ def run(args: argparse.Namespace) -> int:
                 extra = extra[1:]
             return agent_session.claude(paths, args.dir, extra)
         case "status":
-            return stack.status(paths)
+            return show_status(commands.status(paths))
         case "logs":
-            return stack.logs(paths, args.services, follow=args.follow, tail=args.tail)
+            return commands.logs(paths, args.services, follow=args.follow, tail=args.tail)
         case "down":
-            stack.down(paths, volumes=args.volumes)
+            commands.down(paths, volumes=args.volumes)
             print("stack down")
             return 0
         case "build":
             build_args = dict(kv.split("=", 1) for kv in args.build_arg)
-            stack.build(paths, args.services or ["proxy", "claude-sandbox"], build_args)
+            commands.build(paths, args.services or ["proxy", "claude-sandbox"], build_args)
             return 0
         case "verify":
             verify = importlib.import_module("ccstack.verify")
@@ -175,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return run(args)
-    except stack.StackError as e:
+    except StackError as e:
         print(f"ccstack: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -46,6 +46,15 @@ class Mode:
     max_output_tokens: int | None = None
     # Compose services of the mode's backend, started by `up` beside the proxy.
     backend_services: tuple[str, ...] = ()
+    # The mode runs a GGUF model in llama-server: --model is a file, hf: reference or registry name that
+    # the controller resolves (and fetches), not an upstream model name.
+    local_model: bool = False
+    # `ccstack prewarm` / `up --prewarm` can process and save Claude Code's prefix (llama-server slots).
+    prewarm: bool = False
+    # What to do when the proxy's upstream does not answer, shown by `ccstack status`.
+    unreachable_hint: str | None = None
+    # Offered on the command line's help (the test mode is not).
+    listed: bool = True
 
 
 LOCAL_CONTEXT = 32768
@@ -65,6 +74,8 @@ MODES: dict[str, Mode] = {
             window_from_backend=True,
             max_output_tokens=4096,
             backend_services=("llama-server",),
+            local_model=True,
+            prewarm=True,
         ),
         Mode(
             name="mlx",
@@ -79,6 +90,9 @@ MODES: dict[str, Mode] = {
             default_model="default_model",
             context_window=LOCAL_CONTEXT,
             max_output_tokens=4096,
+            unreachable_hint=(
+                "start the server on the host: backends/mlx/run-mlx-server.sh (`just mlx-server`)"
+            ),
         ),
         Mode(
             name="openrouter",
@@ -112,6 +126,7 @@ MODES: dict[str, Mode] = {
             context_window=LOCAL_CONTEXT,
             max_output_tokens=4096,
             backend_services=("scripted-upstream",),
+            listed=False,
         ),
     )
 }

@@ -36,9 +36,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from ccstack.compose import compose_base, compose_env, run_compose
+from ccstack.errors import StackError
+from ccstack.modes import MODES, parse_mode
 from ccstack.policy import load_policies
 from ccstack.render import SESSION_HEADER, Override, dump_yaml, session_overlay
-from ccstack.stack import Paths, StackError, State, compose_base, compose_env, load_state, run_compose
+from ccstack.state import Paths, State, load_state
 
 PROMPT = "Reply with the single word OK."
 _POLL = 2.0
@@ -87,9 +90,10 @@ def screen_text(output: bytes, limit: int = 1500) -> str:
 def prewarm(paths: Paths, *, timeout: float = 1800, say: Callable[[str], None] = print) -> str:
     """Prewarm the running stack; returns the outcome (raises StackError when it fails)."""
     state = load_state(paths)
-    if state.mode != "local":
+    if not parse_mode(state.mode).prewarm:
+        modes = ", ".join(m.name for m in MODES.values() if m.prewarm)
         raise StackError(
-            f"prewarm keeps llama-server's prefix: mode local only (the stack runs {state.mode})"
+            f"prewarm keeps llama-server's prefix: mode {modes} only (the stack runs {state.mode})"
         )
     before = prefix_counts(proxy_metrics(paths, state))
     workdir = Path(tempfile.mkdtemp(prefix="prewarm-", dir=paths.state_dir))

@@ -251,7 +251,7 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
         "command": Override([WORKDIR, *(p.spec for p in policies.mounts.baseline)])
     }
 
-    if "llama-server" in mode.backend_services:
+    if mode.local_model:
         llama: dict[str, Any] = {"environment": Override(llama_environment(mode, opts))}
         if opts.hub_model:
             # The image's own user owns /models; the hub download needs the internet.
@@ -265,7 +265,7 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
             bind = {"type": "bind", "source": opts.model_file, "target": MODEL_IN_CONTAINER}
             llama["volumes"] = Override([{**bind, "read_only": True}, SLOTS_VOLUME])
         else:
-            raise ValueError("mode local needs a model file or a model-hub reference")
+            raise ValueError(f"mode {mode.name} needs a model file or a model-hub reference")
         overlay["services"]["llama-server"] = llama
 
     if policies.egress.enabled:

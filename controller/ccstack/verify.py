@@ -41,8 +41,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ccstack import agent_session, gvisor_probes, probes, stack
+from ccstack import agent_session, gvisor_probes, probes
+from ccstack.checks import check_docker
+from ccstack.compose import run_compose
+from ccstack.errors import StackError
 from ccstack.protection import Protection
+from ccstack.state import Paths, State, default_paths, load_state
 
 AGENT_MOUNTS = ("/etc/claude-code/managed-settings.json", "/home/claude/.claude", "/run/secrets/proxy_token")
 PROXY_EXTRA_PORTS = (22, 80, 443, 3128, 8000, 8080, 8788, 9090)
@@ -171,9 +175,7 @@ def _find_agent(project: str) -> str | None:
 
 
 @contextlib.contextmanager
-def throwaway_agent(
-    paths: stack.Paths, state: stack.State, uid: int, gid: int
-) -> Iterator[tuple[str, Path, Protection]]:
+def throwaway_agent(paths: Paths, state: State, uid: int, gid: int) -> Iterator[tuple[str, Path, Protection]]:
     """A fresh agent container on an empty temporary workdir, started the way `ccstack claude` starts
     one (its protective mounts and placeholders); removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="ccstack-verify-"))
@@ -183,7 +185,7 @@ def throwaway_agent(
         if os.getuid() == 0:
             os.chown(workdir, uid, gid)
         prepared = agent_session.prepare(paths, workdir, uid, gid)
-        r = stack.run_compose(
+        r = run_compose(
             paths,
             agent_session.session_state(state, prepared),
             ["run", "--detach", "--name", name, "claude-sandbox", "sleep", "900"],
@@ -192,9 +194,7 @@ def throwaway_agent(
             check=False,
         )
         if r.returncode != 0:
-            raise stack.StackError(
-                f"could not start a sandbox container to verify:\n{r.stderr.strip()[-2000:]}"
-            )
+            raise StackError(f"could not start a sandbox container to verify:\n{r.stderr.strip()[-2000:]}")
         for _ in range(60):
             if probes.docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true":
                 break
@@ -271,9 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.state_dir:
         environ["CCSANDBOX_STATE_DIR"] = str(args.state_dir)
     try:
-        stack.check_docker()
-        paths = stack.default_paths(environ)
-        state = stack.load_state(paths)
+        check_docker()
+        paths = default_paths(environ)
+        state = load_state(paths)
         uid = int(state.env.get("CCSANDBOX_UID", "1000"))
         gid = int(state.env.get("CCSANDBOX_GID", str(uid)))
         key = paths.upstream_key.read_text(encoding="utf-8").strip() if paths.upstream_key.exists() else None
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 writes=host_workdir is not None,  # never write into the project of a running session
                 runtime=state.extra.get("runtime") if args.agent is None else None,
             )
-    except stack.StackError as e:
+    except StackError as e:
         print(f"ccstack verify: {e}", file=sys.stderr)
         return 1
     if args.json:

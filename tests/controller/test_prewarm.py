@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from ccstack import cli, prewarm
-from ccstack.stack import Paths, StackError
+from ccstack.errors import StackError
+from ccstack.state import Paths
 
 pytestmark = pytest.mark.unit
 

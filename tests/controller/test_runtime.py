@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
-from ccstack import cli, gvisor_probes, runtime, stack
+from ccstack import checks, cli, commands, gvisor_probes, runtime
 from ccstack.egress import EgressPolicy
+from ccstack.errors import StackError
 from ccstack.modes import MODES, parse_mode
 from ccstack.policy import Policies, parse_mounts
 from ccstack.render import RenderOptions, plain, render, to_yaml
+from ccstack.state import Paths
 
 pytestmark = pytest.mark.unit
 
@@ -103,24 +105,24 @@ def test_runc_renders_no_runtime_key() -> None:
 
 
 def test_runtime_in_the_yaml_and_the_state(tmp_path: Path) -> None:
-    paths = stack.Paths(repo=stack.REPO, state_dir=tmp_path)
-    req = stack.UpRequest(mode="anthropic", fetch=False, runtime="runsc")
-    mode, rendered, state = stack.prepare(paths, req, {"CCSANDBOX_UID": "1000"})
+    paths = Paths(repo=REPO, state_dir=tmp_path)
+    req = commands.UpRequest(mode="anthropic", fetch=False, runtime="runsc")
+    mode, rendered, state = commands.prepare(paths, req, {"CCSANDBOX_UID": "1000"})
     text = paths.overlay("anthropic").read_text(encoding="utf-8")
     assert text == to_yaml(rendered, mode)
     assert "\n    runtime: runsc\n" in text[text.index("\n  claude-sandbox:\n") :]
     assert text.count("runtime:") == 1
     assert state.extra["runtime"] == "runsc"
-    _m, _r, state = stack.prepare(
-        paths, stack.UpRequest(mode="anthropic", fetch=False), {"CCSANDBOX_UID": "1"}
+    _m, _r, state = commands.prepare(
+        paths, commands.UpRequest(mode="anthropic", fetch=False), {"CCSANDBOX_UID": "1"}
     )
     assert state.extra["runtime"] == "runc"  # policies/sandbox.yaml
 
 
 def test_bad_runtime_flag_is_a_stack_error(tmp_path: Path) -> None:
-    paths = stack.Paths(repo=stack.REPO, state_dir=tmp_path)
-    with pytest.raises(stack.StackError, match="--runtime"):
-        stack.agent_runtime(paths, stack.UpRequest(mode="local", runtime="bad name"))
+    paths = Paths(repo=REPO, state_dir=tmp_path)
+    with pytest.raises(StackError, match="--runtime"):
+        checks.agent_runtime(paths.repo / "policies", "bad name")
 
 
 # --- the registration check ----------------------------------------------------------------------------
@@ -178,9 +180,9 @@ def test_check_registered_never_asks_docker_for_runc(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(runtime, "docker_runtimes", lambda: {"runc": {}})
     with pytest.raises(runtime.RuntimeNotRegistered, match="install-gvisor"):
         runtime.check_registered("runsc")
-    monkeypatch.setattr(stack, "check_registered", runtime.check_registered)
-    with pytest.raises(stack.StackError, match="not registered"):
-        stack.require_runtime("runsc")
+    monkeypatch.setattr(checks, "check_registered", runtime.check_registered)
+    with pytest.raises(StackError, match="not registered"):
+        checks.require_runtime("runsc")
 
 
 def test_describe_for_status() -> None:

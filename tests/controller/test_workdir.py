@@ -200,14 +200,3 @@ def test_hooks_paths_and_includes_of_the_top_repository_and_its_submodules(super
     assert g["libs/sub/.husky"].kind == "ro"  # the submodule's hooks, in its working tree
     assert g["libs/sub/.husky"].is_dir
     assert g["libs/shared.inc"].kind == "ro"  # included by the submodule's config
-
-
-def test_a_workdir_holding_the_state_directory_is_refused(tmp_path: Path) -> None:
-    from ccstack import agent_session, stack
-
-    paths = stack.Paths(repo=REPO, state_dir=tmp_path / "proj" / ".stack")
-    (tmp_path / "proj").mkdir()
-    with pytest.raises(stack.StackError, match="state directory"):
-        agent_session.prepare(paths, (tmp_path / "proj").resolve(), *ME)
-    with pytest.raises(stack.StackError, match="state directory"):
-        agent_session.prepare(paths, tmp_path.resolve(), *ME)

@@ -7,7 +7,7 @@ both, with the runtime in its name (``test_privileges[runsc]``). ``CCSANDBOX_ISO
 restricts the run (e.g. on a machine without gVisor); ``-k runsc`` picks one pass. The probe table
 is written per runtime.
 
-The stack comes up through the controller's own code (``ccstack.stack.prepare`` with the test overlays
+The stack comes up through the controller's own code (``ccstack.commands.prepare`` with the test overlays
 as extra Compose files), the way ``ccstack up openrouter`` brings it up, with:
   - the upstream pointed at the scripted upstream standing in for OpenRouter (it records the
     ``Authorization`` it receives: the positive control of the key probes), a random upstream key;
@@ -31,8 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ccstack import probes, runtime, stack
+from ccstack import probes, runtime
+from ccstack.commands import UpRequest, prepare
+from ccstack.compose import run_compose
 from ccstack.egress import render_squid_conf
+from ccstack.state import Paths, State, save_state
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -157,8 +160,8 @@ def _build_test_images() -> None:
 
 @dataclass
 class IsoStack:
-    paths: stack.Paths
-    state: stack.State
+    paths: Paths
+    state: State
     sandbox: probes.Sandbox
     workdir: Path
     key: str
@@ -170,7 +173,7 @@ class IsoStack:
     runtime: str  # the agent's OCI runtime (runc, runsc)
 
     def compose(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return stack.run_compose(self.paths, self.state, list(args), capture=True, env=env)
+        return run_compose(self.paths, self.state, list(args), capture=True, env=env)
 
 
 def _wait_running(container: str, timeout: float = 60) -> None:
@@ -214,8 +217,8 @@ def iso(
     if os.getuid() == 0:
         for p in [workdir, *workdir.rglob("*")]:
             os.lchown(p, AGENT_UID, AGENT_UID)
-    paths = stack.Paths(repo=REPO, state_dir=state_dir)
-    req = stack.UpRequest(
+    paths = Paths(repo=REPO, state_dir=state_dir)
+    req = UpRequest(
         mode="openrouter",
         upstream="http://scripted-upstream:8080/v1",
         model="scripted",
@@ -224,7 +227,7 @@ def iso(
         extra_files=tuple(str(o) for o in OVERLAYS),
         runtime=agent_runtime,
     )
-    _mode, _rendered, state = stack.prepare(paths, req, environ)
+    _mode, _rendered, state = prepare(paths, req, environ)
     key_file.unlink()
     paths.squid_conf.parent.mkdir(parents=True, exist_ok=True)
     paths.squid_conf.write_text(render_squid_conf(TEST_ALLOWLIST), encoding="utf-8")
@@ -232,11 +235,11 @@ def iso(
         if profile not in state.profiles:
             state.profiles.append(profile)
     state.env.update({"CCSANDBOX_UID": str(AGENT_UID), "CCSANDBOX_GID": str(AGENT_UID)})
-    stack.save_state(paths, state)  # what `ccstack verify --state-dir` reads
+    save_state(paths, state)  # what `ccstack verify --state-dir` reads
     run_env = {"CCSANDBOX_WORKDIR": str(workdir)}
     agent = f"{PROJECT}-agent"
     try:
-        stack.run_compose(
+        run_compose(
             paths,
             state,
             ["down", "--volumes", "--remove-orphans", "-t", "1"],
@@ -245,7 +248,7 @@ def iso(
             check=False,
         )
         _run("docker", "rm", "-f", agent, check=False)
-        r = stack.run_compose(
+        r = run_compose(
             paths,
             state,
             [
@@ -264,10 +267,10 @@ def iso(
             check=False,
         )
         if r.returncode != 0:
-            ps = stack.run_compose(paths, state, ["ps", "-a"], capture=True, env=run_env, check=False)
+            ps = run_compose(paths, state, ["ps", "-a"], capture=True, env=run_env, check=False)
             pytest.fail(f"the stack did not come up:\n{r.stderr[-4000:]}\n{ps.stdout}")
         # The agent, started the way `ccstack claude` starts it (compose run), with a long-lived command.
-        r = stack.run_compose(
+        r = run_compose(
             paths,
             state,
             ["run", "--detach", "--name", agent, "claude-sandbox", "sleep", "infinity"],
@@ -309,7 +312,7 @@ def iso(
         _ACTIVE.clear()
         if os.environ.get("CCSANDBOX_ISO_KEEP") != "1":
             _run("docker", "rm", "-f", agent, check=False)
-            stack.run_compose(
+            run_compose(
                 paths,
                 state,
                 ["down", "--volumes", "--remove-orphans", "-t", "1"],

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ccstack import agent_session, probes, stack, workdir
+from ccstack import agent_session, probes, workdir
+from ccstack.compose import run_compose
 from git_attacks import ATTACKS, Attack, Owner, make_repositories, markers, run_host_commands
 
 pytestmark = pytest.mark.isolation
@@ -104,7 +105,7 @@ def sandbox_run(iso) -> Iterator[SandboxRun]:
     state = agent_session.session_state(iso.state, prepared)
     findings: list[workdir.Finding] = []
     try:
-        r = stack.run_compose(
+        r = run_compose(
             iso.paths,
             state,
             ["run", "--detach", "--name", agent, "claude-sandbox", "sleep", "infinity"],

@@ -8,7 +8,8 @@ import json
 import urllib.request
 
 import pytest
-from ccstack import gvisor_probes, probes, stack
+from ccstack import gvisor_probes, probes
+from ccstack.compose import run_compose
 
 pytestmark = pytest.mark.isolation
 
@@ -47,7 +48,7 @@ def test_claude_code_uses_its_tools_under_the_runtime(iso) -> None:
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert json.load(resp) == {"loaded": True}
     args = ["run", "--rm", "-T", "claude-sandbox", "claude", "-p", "Write the file."]
-    r = stack.run_compose(
+    r = run_compose(
         iso.paths,
         iso.state,
         [*args, "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"],

@@ -1,0 +1,278 @@
+"""The controller's commands: each does its work and returns data; ``ccstack.cli`` prints it.
+
+    prepare(paths, UpRequest, environ) -> (Mode, Rendered, State)   the generated files, no containers
+    up(paths, UpRequest) -> Started        prepare, validate, `docker compose up --wait`
+    down(paths, volumes=...)               the project removed, its token and state forgotten
+    status(paths) -> Status                services, the proxy's URLs, whether its upstream answers
+    logs(paths, services, ...) -> int      `docker compose logs` (streamed)
+    build(paths, services, build_args)     `docker compose build`
+
+What a mode needs is read from its :class:`~ccstack.modes.Mode` fields (``local_model``, ``key_env``,
+``unreachable_hint``, ...), never from its name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ccstack import local_model
+from ccstack.checks import agent_runtime, check_docker, check_port_free, require_runtime
+from ccstack.compose import run_compose, service_table, validate
+from ccstack.egress import render_squid_conf
+from ccstack.errors import StackError
+from ccstack.modes import Mode, parse_mode
+from ccstack.policy import load_policies
+from ccstack.render import Rendered, RenderOptions, render, to_yaml
+from ccstack.runtime import describe
+from ccstack.state import (
+    DEFAULT_PROJECT,
+    Paths,
+    State,
+    invoking_ids,
+    load_state,
+    remove_dotenv,
+    resolve_key,
+    save_state,
+    write_dotenv,
+    write_secret,
+)
+
+
+@dataclass(frozen=True)
+class UpRequest:
+    mode: str
+    model: str | None = None  # local: path / hf: ref / registry name; others: upstream model name
+    side_model: str | None = None
+    chat_template: str | None = None  # local: template name in backends/llama-server/templates
+    upstream: str | None = None
+    key_file: str | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    prompt_profile: str | None = None  # the proxy's --prompt-profile (full, lean); None: its default
+    publish_port: int | None = None
+    project: str = DEFAULT_PROJECT
+    extra_files: tuple[str, ...] = ()
+    wait_timeout: int = 600
+    fetch: bool = True
+    runtime: str | None = None  # the agent's OCI runtime (--runtime); None: policies/sandbox.yaml's
+
+
+@dataclass(frozen=True)
+class Started:
+    """What `up` did: the state, and what the user should read (warnings to stderr, notices)."""
+
+    state: State
+    warnings: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `status` found; ``healthy`` is whether the proxy's upstream answers."""
+
+    mode: str
+    project: str
+    model: str | None
+    runtime: str  # described by Docker, or why Docker could not be asked
+    services: str  # the table of services, or why Compose could not list them
+    urls: dict[str, str]
+    health: tuple[int, str] | None = None  # the proxy's /health (None: no URL on this host)
+    hint: str | None = None  # what to do when the upstream does not answer
+
+    @property
+    def healthy(self) -> bool:
+        return self.health is not None and self.health[0] == 200
+
+
+def _local_model_options(paths: Paths, req: UpRequest, opts: RenderOptions) -> RenderOptions:
+    """The model llama-server loads: resolved (fetched), its chat template, the default link."""
+    choice = local_model.resolve_model(req.model, fetch=req.fetch)
+    template = local_model.chat_template(choice, req.chat_template)
+    if choice.file is None and choice.hub is None:  # `render` without fetching: the default place
+        choice = dataclasses.replace(choice, file=str(paths.default_model_link))
+    if choice.file:
+        local_model.link_default(paths.default_model_link, choice.file)
+    return dataclasses.replace(
+        opts, model=choice.name, model_file=choice.file, hub_model=choice.hub, chat_template=template
+    )
+
+
+def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[Mode, Rendered, State]:
+    """Resolve everything and write the generated files; no containers are touched."""
+    mode = parse_mode(req.mode)
+    try:
+        policies = load_policies(paths.repo / "policies")
+    except ValueError as e:
+        raise StackError(f"bad policy: {e}") from None
+    uid, gid = invoking_ids(environ)
+    opts = RenderOptions(
+        uid=uid,
+        gid=gid,
+        state_dir=str(paths.state_dir),
+        upstream=req.upstream,
+        model=None if mode.local_model else req.model,
+        side_model=req.side_model,
+        context_window=req.context_window,
+        max_output_tokens=req.max_output_tokens,
+        prompt_profile=req.prompt_profile,
+        publish_port=req.publish_port,
+        runtime=agent_runtime(paths.repo / "policies", req.runtime),
+    )
+    if mode.local_model:
+        opts = _local_model_options(paths, req, opts)
+    if mode.key_env and req.fetch:  # `render` needs no key
+        write_secret(paths.upstream_key, resolve_key(mode, req.key_file, environ))
+    if not paths.token.exists():
+        write_secret(paths.token, secrets.token_urlsafe(32))
+    if policies.egress.enabled:
+        paths.squid_conf.parent.mkdir(parents=True, exist_ok=True)
+        paths.squid_conf.write_text(render_squid_conf(policies.egress.domains), encoding="utf-8")
+    try:
+        rendered = render(mode, opts, policies)
+    except ValueError as e:
+        raise StackError(str(e)) from None
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    overlay = paths.overlay(mode.name)
+    overlay.write_text(to_yaml(rendered, mode), encoding="utf-8")
+    state = State(
+        mode=mode.name,
+        project=req.project,
+        files=[str(paths.compose_file), str(overlay), *req.extra_files],
+        profiles=list(rendered.profiles),
+        services=list(rendered.services),
+        env=rendered.env,
+        publish_port=req.publish_port,
+        extra={
+            "protected": [p.spec for p in policies.mounts.protected],
+            "model": opts.model or mode.default_model,
+            "runtime": opts.runtime,
+        },
+    )
+    return mode, rendered, state
+
+
+def up(paths: Paths, req: UpRequest, environ: Mapping[str, str] | None = None) -> Started:
+    env = os.environ if environ is None else environ
+    check_docker()
+    warnings = require_runtime(agent_runtime(paths.repo / "policies", req.runtime))
+    if req.publish_port is not None:
+        check_port_free(req.publish_port)
+    _mode, _rendered, state = prepare(paths, req, env)
+    validate(paths, state)
+    save_state(paths, state)
+    notice = write_dotenv(paths, state)
+    r = run_compose(
+        paths,
+        state,
+        ["up", "--detach", "--wait", "--wait-timeout", str(req.wait_timeout), *state.services],
+        capture=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise StackError(
+            f"the stack did not come up (mode {state.mode}):\n{r.stderr.strip()[-3000:]}\n"
+            f"{service_table(paths, state)}\nSee `ccstack logs` for details."
+        )
+    return Started(state, tuple(warnings), (notice,) if notice else ())
+
+
+def down(paths: Paths, *, volumes: bool = False) -> None:
+    check_docker()
+    state = load_state(paths)
+    args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
+    # With the agent's profile, so its one-off containers and its state volume are part of the project.
+    everything = dataclasses.replace(state, profiles=[*state.profiles, "agent"])
+    run_compose(paths, everything, args, env={"CCSANDBOX_WORKDIR": str(paths.state_dir)})
+    for f in (paths.token, paths.state_file):
+        f.unlink(missing_ok=True)
+    remove_dotenv(paths)
+
+
+def container_ip(state: State, service: str, network_suffix: str) -> str | None:
+    import docker
+
+    client = docker.from_env()
+    found = client.containers.list(
+        filters={
+            "label": [f"com.docker.compose.project={state.project}", f"com.docker.compose.service={service}"]
+        }
+    )
+    for c in found:
+        nets = c.attrs["NetworkSettings"]["Networks"]
+        net = nets.get(f"{state.project}_{network_suffix}")
+        if net and net.get("IPAddress"):
+            return str(net["IPAddress"])
+    return None
+
+
+def proxy_urls(state: State) -> dict[str, str]:
+    urls = {"in the stack (the agent)": "http://proxy:8787"}
+    if state.publish_port:
+        urls["on this host"] = f"http://127.0.0.1:{state.publish_port}"
+    else:
+        ip = container_ip(state, "proxy", "backend")
+        if ip:
+            urls["on this host (Linux; --publish PORT for a fixed port)"] = f"http://{ip}:8787"
+    return urls
+
+
+def proxy_health(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except OSError as e:
+        return 0, str(e)
+
+
+def status(paths: Paths) -> Status:
+    check_docker()
+    state = load_state(paths)
+    runtime_name = state.extra.get("runtime") or "runc"
+    try:
+        runtime = describe(runtime_name)
+    except Exception as e:  # docker info failing must not hide the rest of the status
+        runtime = f"{state.extra.get('runtime')} (cannot ask Docker: {e})"
+    urls = proxy_urls(state)
+    host_urls = [u for w, u in urls.items() if w.startswith("on this host")]
+    health = proxy_health(host_urls[0]) if host_urls else None
+    return Status(
+        mode=state.mode,
+        project=state.project,
+        model=state.extra.get("model"),
+        runtime=runtime,
+        services=service_table(paths, state),
+        urls=urls,
+        health=health,
+        hint=parse_mode(state.mode).unreachable_hint,
+    )
+
+
+def logs(paths: Paths, services: Sequence[str], *, follow: bool = False, tail: int | None = None) -> int:
+    check_docker()
+    state = load_state(paths)
+    args = ["logs"] + (["--follow"] if follow else []) + ([f"--tail={tail}"] if tail else []) + list(services)
+    return run_compose(paths, state, args, check=False).returncode
+
+
+def build(paths: Paths, services: Sequence[str], build_args: Mapping[str, str]) -> None:
+    check_docker()
+    state = State(
+        mode="build",
+        project=DEFAULT_PROJECT,
+        files=[str(paths.compose_file)],
+        profiles=["agent", "local", "test", "registries"],
+        services=[],
+        env={"CCSANDBOX_STATE_DIR": str(paths.state_dir)},
+    )
+    args = ["build"]
+    for k, v in build_args.items():
+        args += ["--build-arg", f"{k}={v}"]
+    run_compose(paths, state, [*args, *services])
