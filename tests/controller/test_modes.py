@@ -31,3 +31,15 @@ def test_internet_modes_need_a_key_and_egress() -> None:
         assert mode.key_env
     for name in ("local", "test"):
         assert not parse_mode(name).egress
+
+
+def test_behaviour_is_in_fields_not_names() -> None:
+    local = parse_mode("local")
+    assert local.local_model
+    assert local.prewarm
+    assert local.backend_services == ("llama-server",)
+    for mode in MODES.values():
+        assert not mode.prewarm or mode.local_model  # the prefix lives in llama-server's slots
+        assert mode.local_model == ("llama-server" in mode.backend_services)
+    assert parse_mode("mlx").unreachable_hint
+    assert [m.name for m in MODES.values() if not m.listed] == ["test"]
