@@ -1073,8 +1073,11 @@ async def test_text_tool_calls_recovered_when_the_template_asks(
     assert r.status_code == no_tools.status_code == forced.status_code == 200
     sent, sent_no_tools, sent_forced = upstream.bodies()
     message = r.json()
+    assert ("grammar" in sent) == recovered  # calls constrained to the request's tools (tool_grammar)
+    assert "grammar" not in sent_no_tools and "grammar" not in sent_forced
     if recovered:
         assert sent["tool_choice"] == "none"  # plain text from the backend, same prompt
+        assert '"{\\"name\\": \\"Write\\", \\"arguments\\": "' in sent["grammar"]
         assert message["stop_reason"] == "tool_use"
         assert [b["type"] for b in message["content"]] == ["text", "tool_use"]
         assert message["content"][1]["name"] == "Write"
@@ -1085,6 +1088,15 @@ async def test_text_tool_calls_recovered_when_the_template_asks(
         assert [b["type"] for b in message["content"]] == ["text"]
     assert "tool_choice" not in sent_no_tools
     assert sent_forced["tool_choice"] == "required"  # a forced choice keeps the backend's grammar
+
+
+async def test_tool_grammar_off_keeps_plain_text_tool_calls() -> None:
+    upstream = MarkedLlama(chat=text_answer(WRITE_AS_TEXT))
+    async with client_for(upstream, replace(LLAMA, tool_grammar="off")) as client:
+        r = await client.post("/v1/messages", json=messages_body())
+    sent = upstream.bodies()[0]
+    assert sent["tool_choice"] == "none" and "grammar" not in sent
+    assert r.json()["content"][0]["name"] == "Write"
 
 
 async def test_streamed_text_tool_call_and_braces_in_text() -> None:

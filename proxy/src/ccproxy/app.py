@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ccproxy import __version__
+from ccproxy import __version__, tool_grammar
 from ccproxy.config import Settings
 from ccproxy.errors import (
     ApiError,
@@ -294,6 +294,8 @@ class Proxy:
         if text_tools:
             # the same prompt (tools included), plain text back; the calls are recovered here
             body["tool_choice"] = "none"
+            if settings.tool_grammar == "on":
+                body["grammar"] = tool_grammar.for_tools(body["tools"])
         if info is not None and info.n_ctx is not None:
             prompt_tokens = await self._count_llama(body)
             if prompt_tokens is not None:

@@ -20,6 +20,7 @@ from ccproxy import __version__
 from ccproxy.config import FIELDS, ConfigError, Settings, load_settings
 from ccproxy.layout import LAYOUT_VERSION
 from ccproxy.profile import PROFILE_VERSION
+from ccproxy.tool_grammar import GRAMMAR_VERSION
 
 HELP: dict[str, str] = {
     "host": "listen address (default 127.0.0.1; a non-loopback address needs a token)",
@@ -41,6 +42,8 @@ HELP: dict[str, str] = {
     "backend_features": "llama-server (slots, /tokenize, /props, id_slot) or generic (default)",
     "text_tool_calls": "recover tool calls written as text in the proxy: auto (default: when the "
     "llama-server chat template asks for it), on, off",
+    "tool_grammar": "with text tool calls: on (default: a llama-server grammar lets a call name only the "
+    "request's tools, with schema-valid arguments; prose stays free) or off",
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
     "prompt_layout": "stable (default: session-varying lines of the system prompt open the first user "
     "turn, so system + tools stay one cached prefix; openai kind) or off",
@@ -101,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "full (default; lean not yet chosen by task-suite measurements)"
     )
     log.info(
-        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s, prompt profile %s)%s",
+        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s, prompt profile %s, tool grammar %s)%s",
         __version__,
         settings.host,
         settings.port,
@@ -110,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.backend_features,
         layout if settings.upstream_kind == "openai" else "n/a",
         profile if settings.upstream_kind == "openai" else "n/a",
+        GRAMMAR_VERSION if settings.tool_grammar == "on" else "off",
         "" if settings.token else " (no client token: loopback only)",
     )
     config = uvicorn.Config(

@@ -23,6 +23,7 @@ from ccproxy.profile import PromptProfile
 UpstreamKind = Literal["openai", "anthropic"]
 BackendFeatures = Literal["generic", "llama-server"]
 TextToolCalls = Literal["auto", "on", "off"]
+ToolGrammar = Literal["on", "off"]
 
 MAX_PING_INTERVAL = 10.0
 
@@ -60,6 +61,9 @@ class Settings:
     """Recover tool calls the model writes as text (bare JSON, ```json fences) in the proxy, asking the
     backend for plain text (openai kind, tool_choice auto). auto: on with llama-server features when the
     backend's chat template says `ccproxy:text-tool-calls` (ours for the small Qwen coders does)."""
+    tool_grammar: ToolGrammar = "on"
+    """With text tool calls: send llama-server a grammar (ccproxy.tool_grammar) under which a call can
+    only name one of the request's tools, with arguments valid against its schema; prose stays free."""
     side_max_tokens: int | None = 256
     """Clamp for side requests' max_tokens (titles, haiku calls; openai kind); None: no clamp."""
     prompt_layout: PromptLayout = "stable"
@@ -168,6 +172,13 @@ def _text_tool_calls(value: object) -> TextToolCalls:
     raise ValueError(f"must be auto, on or off, got {text!r}")
 
 
+def _tool_grammar(value: object) -> ToolGrammar:
+    text = _str(value).lower()
+    if text in ("on", "off"):
+        return text  # type: ignore[return-value]
+    raise ValueError(f"must be on or off, got {text!r}")
+
+
 def _prompt_layout(value: object) -> PromptLayout:
     text = _str(value).lower()
     if text in ("stable", "off"):
@@ -214,6 +225,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "stream_start_wait": ("CCPROXY_STREAM_START_WAIT", _float),
     "backend_features": ("CCPROXY_BACKEND", _features),
     "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
+    "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", _tool_grammar),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
     "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
     "prompt_profile": ("CCPROXY_PROMPT_PROFILE", _prompt_profile),

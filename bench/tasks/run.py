@@ -1,0 +1,208 @@
+"""The task suite through the real stack: ``ccstack up local`` and the real Claude Code CLI in the sandbox.
+
+For each candidate (model x prompt profile x tool-call option) the stack is brought up once (its own
+Compose project and state directory, prefix cache prewarmed, as `just up local --prewarm` does), then
+every task runs N times, each in a fresh throwaway git repository, as
+
+    ccstack claude REPO -p PROMPT --dangerously-skip-permissions --output-format stream-json --verbose
+
+and the task's verifier judges what the agent left behind. One JSON line per run goes to
+``bench/results/tasks/runs.jsonl`` as soon as the run ends (a rerun skips what is there: the suite can
+be stopped and resumed); each run's transcript is kept beside it. ``bench/tasks/report.py`` turns the
+lines into the table and plot.
+
+    python bench/tasks/run.py --candidates 0.5b:lean:grammar,0.5b:full:text --runs 3 [--tasks fix-bug,...]
+
+A candidate is MODEL:PROFILE:TOOLS — MODEL a name of ``python -m ccstack.models list`` (``0.5b`` and
+``1.5b`` are short for the Qwen2.5-Coder ones), PROFILE ``full`` or ``lean`` (the proxy's prompt
+profile), TOOLS ``grammar`` (text tool calls under ccproxy's tool grammar) or ``text`` (without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from catalog import Task, by_name  # noqa: E402
+from stackrun import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "tasks"
+STACK = Stack("ccsbx-tasks", Path("/tmp/ccsbx-tasks"))
+MODELS = {"0.5b": "qwen2.5-coder-0.5b", "1.5b": "qwen2.5-coder-1.5b"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    profile: str
+    tools: str
+
+    @classmethod
+    def parse(cls, spec: str) -> Candidate:
+        try:
+            model, profile, tools = spec.split(":")
+        except ValueError:
+            raise SystemExit(f"candidate {spec!r}: want MODEL:PROFILE:TOOLS (0.5b:lean:grammar)") from None
+        if profile not in ("full", "lean") or tools not in ("grammar", "text"):
+            raise SystemExit(f"candidate {spec!r}: PROFILE is full|lean, TOOLS is grammar|text")
+        return cls(model, profile, tools)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}:{self.profile}:{self.tools}"
+
+    @property
+    def model_name(self) -> str:
+        return MODELS.get(self.model, self.model)
+
+
+def up(candidate: Candidate) -> float:
+    """Bring the stack up for this candidate (prefix prewarmed); returns the seconds it took."""
+    grammar = "on" if candidate.tools == "grammar" else "off"
+    overlay = STACK.overlay(
+        f"tools-{candidate.tools}.yaml",
+        f'services:\n  proxy:\n    environment:\n      CCPROXY_TOOL_GRAMMAR: "{grammar}"\n',
+    )
+    return STACK.up(
+        "local", "--model", candidate.model_name, "--prompt-profile", candidate.profile,
+        "-f", str(overlay), "--prewarm",
+    )  # fmt: skip
+
+
+def summarize(transcript: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the stream-json transcript says: final answer, turns, tool calls and failed tool results."""
+    calls: list[str] = []
+    errors = 0
+    answer, result = "", None
+    for event in transcript:
+        message = event.get("message") or {}
+        for block in message.get("content") or [] if isinstance(message.get("content"), list) else []:
+            if block.get("type") == "tool_use":
+                calls.append(block.get("name", "?"))
+            elif block.get("type") == "tool_result" and block.get("is_error"):
+                errors += 1
+        if event.get("type") == "result":
+            result = event
+            answer = str(event.get("result") or "")
+    return {
+        "answer": answer,
+        "turns": (result or {}).get("num_turns"),
+        "tool_calls": calls,
+        "tool_errors": errors,
+        "result_subtype": (result or {}).get("subtype"),
+    }
+
+
+def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_turns: int) -> dict[str, Any]:
+    where = STACK.work / "runs" / candidate.name.replace(":", "-") / f"{task.name}-{index}"
+    repo = make_repo(task.files, where)
+    args = ["claude", str(repo), *print_mode_args(task.prompt, "--max-turns", str(max_turns))]
+    start = time.monotonic()
+    timed_out = False
+    try:
+        r = STACK.run(*args, timeout=timeout, capture=True)
+        stdout, stderr, code = r.stdout, r.stderr, r.returncode
+    except subprocess.TimeoutExpired as exc:
+        timed_out, code = True, None
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        STACK.kill_agents()
+    wall = time.monotonic() - start
+    transcript = parse_lines(stdout)
+    out_dir = RESULTS / "transcripts" / candidate.name.replace(":", "-")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{task.name}-{index}.jsonl").write_text(stdout)
+    summary = summarize(transcript)
+    outcome = task.verify(repo, summary["answer"])
+    return {
+        "candidate": candidate.name,
+        "model": candidate.model_name,
+        "profile": candidate.profile,
+        "tools": candidate.tools,
+        "task": task.name,
+        "run": index,
+        "ok": outcome.ok,
+        "detail": outcome.detail,
+        "wall_s": round(wall, 1),
+        "timed_out": timed_out,
+        "exit_code": code,
+        "stderr_tail": stderr.strip()[-300:],
+        **summary,
+    }
+
+
+def done_runs(path: Path) -> set[tuple[str, str, int]]:
+    if not path.exists():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError, KeyError):
+            r = json.loads(line)
+            out.add((r["candidate"], r["task"], r["run"]))
+    return out
+
+
+def plan(
+    candidates: list[Candidate], tasks: tuple[Task, ...], runs: int
+) -> Iterator[tuple[Candidate, Task, int]]:
+    for candidate in candidates:
+        for index in range(1, runs + 1):
+            for task in tasks:
+                yield candidate, task, index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--candidates", default="0.5b:lean:grammar", help="MODEL:PROFILE:TOOLS,...")
+    parser.add_argument("--tasks", help="comma-separated task names (default: all)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per run (then: failed)")
+    parser.add_argument("--max-turns", type=int, default=12)
+    parser.add_argument("--keep-up", action="store_true", help="leave the last candidate's stack running")
+    args = parser.parse_args(argv)
+    candidates = [Candidate.parse(s) for s in args.candidates.split(",") if s.strip()]
+    tasks = by_name(args.tasks)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = RESULTS / "runs.jsonl"
+    done = done_runs(log)
+    current: Candidate | None = None
+    try:
+        for candidate, task, index in plan(candidates, tasks, args.runs):
+            if (candidate.name, task.name, index) in done:
+                continue
+            if candidate != current:
+                seconds = up(candidate)
+                print(f"[tasks] {candidate.name}: up in {seconds:.0f} s", flush=True)
+                with (RESULTS / "ups.jsonl").open("a") as f:
+                    f.write(json.dumps({"candidate": candidate.name, "up_s": round(seconds, 1)}) + "\n")
+                current = candidate
+            record = run_once(candidate, task, index, args.timeout, args.max_turns)
+            with log.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            mark = "ok " if record["ok"] else "FAIL"
+            print(
+                f"[tasks] {mark} {candidate.name} {task.name} #{index} {record['wall_s']:.0f} s "
+                f"calls={','.join(record['tool_calls']) or '-'} {record['detail']}",
+                flush=True,
+            )
+    finally:
+        if current is not None and not args.keep_up:
+            STACK.down()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
