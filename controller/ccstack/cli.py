@@ -2,7 +2,7 @@
 
     ccstack up MODE [--model M] [--key-file F] [--publish PORT] ...   local | mlx | openrouter | anthropic
                     [--runtime runc|runsc]                          the agent under gVisor: runsc
-    ccstack up local --prewarm                                        then Claude Code's prefix saved once
+    ccstack up local [--no-prewarm]                                   then Claude Code's prefix saved once
     ccstack prewarm [--timeout S]                                     (local) the prefix restored or saved now
     ccstack claude [DIR] [-- CLAUDE_ARGS...]                          the agent with DIR at /workspace
     ccstack status | logs [SERVICE...] [-f] | down [--volumes]
@@ -78,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--wait-timeout", type=int, default=600, help="seconds to wait for health")
             p.add_argument(
                 "--prewarm",
-                action="store_true",
-                help="local: then send Claude Code's first request once so that llama-server processes and "
-                "saves its prefix now, not in your first session (minutes the first time, seconds after)",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="then send Claude Code's first request once so that llama-server processes and saves "
+                "its prefix now, not in your first session (minutes the first time ever, seconds after); "
+                "default: on for modes with a local llama-server (local), --no-prewarm to skip",
             )
 
     p = sub.add_parser("claude", help="run Claude Code in the sandbox with DIR (default .) mounted")
@@ -165,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
                 print(notice)
             print(f"stack up: mode {started.state.mode}")
             healthy = show_status(commands.status(paths))
-            if args.prewarm:
+            wanted = MODES[started.state.mode].prewarm if args.prewarm is None else args.prewarm
+            if wanted and healthy == 0:
                 prewarm.prewarm(paths)
             return healthy
         case "prewarm":

@@ -75,3 +75,19 @@ def test_status_output() -> None:
     healthy = Status(**{**st.__dict__, "health": (200, "{}")})
     assert "upstream: reachable (proxy /health: 200 {})" in cli.format_status(healthy)
     assert st.hint not in cli.format_status(healthy)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["up", "local"], None),  # the mode decides: local prewarms (Mode.prewarm)
+        (["up", "local", "--prewarm"], True),
+        (["up", "local", "--no-prewarm"], False),
+    ],
+)
+def test_up_prewarm_flag(argv: list[str], expected: bool | None) -> None:
+    assert cli.build_parser().parse_args(argv).prewarm is expected
+
+
+def test_only_modes_with_a_local_llama_server_prewarm_by_default() -> None:
+    assert [m.name for m in cli.MODES.values() if m.prewarm] == ["local"]

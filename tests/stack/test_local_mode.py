@@ -30,7 +30,8 @@ def llama_image() -> str:
 def test_local_mode_answers_messages_through_the_proxy(
     stack: Stack, docker: Any, llama_image: str, workdir: Path
 ) -> None:
-    stack.ccstack("up", "local", timeout=1800)  # default model: fetched once into the model cache
+    # default model: fetched once into the model cache; the prefix prewarm is covered by test_local_task.py
+    stack.ccstack("up", "local", "--no-prewarm", timeout=1800)
     assert stack.state["services"] == ["proxy", "llama-server"]
     llama = stack.container(docker, "llama-server")
     assert llama.attrs["Config"]["User"] == "1000:1000"
