@@ -1074,7 +1074,8 @@ async def test_text_tool_calls_recovered_when_the_template_asks(
     sent, sent_no_tools, sent_forced = upstream.bodies()
     message = r.json()
     assert ("grammar" in sent) == recovered  # calls constrained to the request's tools (tool_grammar)
-    assert "grammar" not in sent_no_tools and "grammar" not in sent_forced
+    assert "grammar" not in sent_no_tools
+    assert "grammar" not in sent_forced
     if recovered:
         assert sent["tool_choice"] == "none"  # plain text from the backend, same prompt
         assert '"{\\"name\\": \\"Write\\", \\"arguments\\": "' in sent["grammar"]
@@ -1095,7 +1096,8 @@ async def test_tool_grammar_off_keeps_plain_text_tool_calls() -> None:
     async with client_for(upstream, replace(LLAMA, tool_grammar="off")) as client:
         r = await client.post("/v1/messages", json=messages_body())
     sent = upstream.bodies()[0]
-    assert sent["tool_choice"] == "none" and "grammar" not in sent
+    assert sent["tool_choice"] == "none"
+    assert "grammar" not in sent
     assert r.json()["content"][0]["name"] == "Write"
 
 
