@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ccproxy.tracing import REDACTED, Tracer, body_for_trace, redact_headers, scrub
+from ccproxy.tracing import REDACTED, Tracer, body_for_trace, redact_headers, scrub, timing_fields
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +61,9 @@ def test_scrub_and_body_helpers() -> None:
     assert scrub("unchanged", ()) == "unchanged"
     assert body_for_trace(b'{"a": 1}') == {"a": 1}
     assert body_for_trace(b"\xffnot json") == "\ufffdnot json"
+
+
+def test_timing_fields() -> None:
+    assert timing_fields(10.0, None, None) == {}
+    timings = {"prompt_n": 20, "cache_n": 5, "prompt_ms": 1089.2}
+    assert timing_fields(10.0, 10.25, timings) == {"first_byte_seconds": 0.25, "upstream_timings": timings}

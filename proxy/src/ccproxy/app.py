@@ -53,7 +53,7 @@ from ccproxy.side_requests import is_side_request
 from ccproxy.slots import BackendInfo, SlotPool, parse_backend_info, session_key
 from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
 from ccproxy.tokens import count_offline, count_with_llama_server, estimate_tokens
-from ccproxy.tracing import Tracer, body_for_trace, redact_headers
+from ccproxy.tracing import Tracer, body_for_trace, redact_headers, timing_fields
 from ccproxy.translate_request import RequestOptions, encode_upstream, to_openai_request
 from ccproxy.translate_response import to_anthropic_message
 from ccproxy.translate_stream import StreamTranslator
@@ -233,6 +233,8 @@ class Proxy:
         if self.tracer.enabled and call.trace:
             record = dict(call.trace)
             record.update(status=status, seconds=round(total, 4))
+            timings = stats.upstream_timings if stats is not None else None
+            record.update(timing_fields(call.started, first_byte, timings))
             if error is not None:
                 record["error"] = error.to_body()
             if stats is not None and stats.events is not None:

@@ -70,6 +70,8 @@ class StreamStats:
     disconnected: bool = False
     events: list[dict[str, Any]] | None = None
     """All events sent, when tracing."""
+    upstream_timings: dict[str, Any] | None = None
+    """The backend's own timings of the answer (llama-server's last chunk), for traces."""
 
     def observe(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -309,6 +311,8 @@ class StreamPump(UpstreamTask):
             assert isinstance(item, list)
             events: list[dict[str, Any]] = []
             for chunk in item:
+                if isinstance(chunk.get("timings"), dict):
+                    stats.upstream_timings = chunk["timings"]
                 events += translator.feed(chunk)
             return events, False
         except ProxyError as err:

@@ -47,6 +47,20 @@ def body_for_trace(data: bytes) -> object:
         return data.decode("utf-8", "replace")
 
 
+def timing_fields(
+    started: float, first_byte: float | None, upstream_timings: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What a trace records of a call's timing beside `seconds`: the time to the upstream's first byte
+    (of the answer, after a prefill) and the backend's own timings (llama-server's `timings` of a stream's
+    last chunk: prompt_n, cache_n, prompt_ms, predicted_n, predicted_ms, ...)."""
+    fields: dict[str, Any] = {}
+    if first_byte is not None:
+        fields["first_byte_seconds"] = round(first_byte - started, 4)
+    if upstream_timings is not None:
+        fields["upstream_timings"] = dict(upstream_timings)
+    return fields
+
+
 class Tracer:
     """Writes traces into `directory` (created 0700). Disabled when directory is None."""
 
