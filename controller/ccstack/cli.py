@@ -9,6 +9,7 @@
     ccstack render MODE                                               print the generated overlay
     ccstack build [SERVICE...] [--build-arg K=V]                      build the images
     ccstack verify [...]                                              isolation self-check (ccstack.verify)
+    ccstack trace list|analyze TRACE|compare DIR; replay TRACE... --to MODE|URL   (ccstack.traces.cli)
 
 State lives in .stack/ (CCSANDBOX_STATE_DIR): the generated overlay, the per-session proxy token, the
 upstream key (secret files), state.json. Exit status 1 with a one-line reason on errors users can fix.
@@ -28,6 +29,7 @@ from ccstack.local_model import DEFAULT_MODEL
 from ccstack.modes import MODES
 from ccstack.render import to_yaml
 from ccstack.state import DEFAULT_PROJECT, default_paths
+from ccstack.traces import cli as traces_cli
 
 
 def _port(value: str) -> int:
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
     p = sub.add_parser("verify", help="isolation self-check against the running stack", add_help=False)
     p.add_argument("verify_args", nargs=argparse.REMAINDER)
+    traces_cli.add_parsers(sub)
     return parser
 
 
@@ -157,6 +160,8 @@ def show_status(st: commands.Status) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if hasattr(args, "traces_run"):
+        return traces_cli.guarded(args)
     paths = default_paths()
     match args.cmd:
         case "up":
