@@ -73,6 +73,14 @@ lint: bootstrap
     {{venv}}/bin/ruff format --check .
     {{venv}}/bin/mypy
 
+# Read ccproxy's traces: `just trace list`, `just trace analyze TRACE -v`, `just trace compare DIR` (--json, --backend URL)
+trace *ARGS: bootstrap
+    {{venv}}/bin/ccstack trace {{ARGS}}
+
+# Replay captured requests through ccproxy to other backends: `just replay TRACE... --to URL --model M --to ...`
+replay *ARGS: bootstrap
+    {{venv}}/bin/ccstack replay {{ARGS}}
+
 # Run the test suites (all by default; e.g. `just test unit app`), installing what they need
 test *SUITES:
     scripts/test.sh {{SUITES}}

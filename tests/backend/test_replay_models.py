@@ -1,0 +1,70 @@
+"""`ccstack replay` through the real ccproxy to two real llama-servers: Qwen2.5-Coder 0.5B and 1.5B.
+
+The trace is a recorded `claude -p` turn pair trimmed small (tests/fixtures/traces/tiny: the Write tool
+only, no environment message): ~0.5 k tokens, so both models answer in about a minute on 2 cores.
+CCSTACK_REPLAY_OUT=DIR keeps the results folder (results.json, replay.md, replay.png).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ccstack import cli, models
+from llama_helpers import LlamaServer, start_llama_server, stop_container
+
+pytestmark = pytest.mark.backend
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "traces" / "tiny"
+MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, LlamaServer]]:
+    started: dict[str, LlamaServer] = {}
+    env = {"LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools", "LLAMA_PARALLEL": "2", "LLAMA_CTX_PER_SLOT": "8192"}
+    try:
+        for name in MODELS:
+            try:
+                model = models.fetch(name)
+            except models.ModelError as exc:
+                pytest.fail(f"cannot fetch the model {name}: {exc}")
+            env["LLAMA_THREADS"] = "2"
+            started[name] = start_llama_server(model, env=env, name_prefix="ccsandbox-test-replay")
+        yield started
+    finally:
+        for server in started.values():
+            stop_container(server.container)
+
+
+def test_replay_against_two_real_models(
+    servers: dict[str, LlamaServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = Path(os.environ.get("CCSTACK_REPLAY_OUT") or tmp_path / "replay")
+    argv = ["replay", str(TINY / "01-turn1.json"), str(TINY / "02-turn2-tool-result.json")]
+    for name, server in servers.items():
+        argv += ["--to", server.url, "--model", name]
+    code = cli.main([*argv, "--out", str(out), "--max-tokens", "128"])
+    table = capsys.readouterr().out
+    print(table)
+    assert code == 0, table
+    data = json.loads((out / "results.json").read_text())
+    assert [t["features"] for t in data["targets"]] == ["llama-server", "llama-server"]
+    results = data["results"]
+    assert [(r["target"], r["trace"]) for r in results] == [
+        (m, t) for m in MODELS for t in ("01-turn1.json", "02-turn2-tool-result.json")
+    ]
+    for r in results:
+        assert r["status"] == 200, r
+        assert r["prompt_s"] > 0  # llama-server's own prompt time, from the replay's proxy trace
+        assert r["tokens_per_s"] > 0
+        assert r["total_s"] >= r["first_token_s"] > 0
+    for turn1, turn2 in (results[0:2], results[2:4]):
+        # the second turn of the session runs on the same slot: the first turn's prompt is reused
+        assert turn2["cached_tokens"] >= 0.8 * turn1["prompt_tokens"], (turn1, turn2)
+        assert turn2["prompt_s"] < turn1["prompt_s"]
+    assert (out / "replay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| qwen2.5-coder-1.5b | 02-turn2-tool-result.json | 200 |" in (out / "replay.md").read_text()
