@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,13 @@ def _summary(t: reading.Trace) -> dict[str, Any]:
 def run_replay(args: argparse.Namespace) -> int:
     from ccstack.traces import plot, replay
 
-    traces = [reading.load(reading.resolve(name, reading.default_dir())) for name in args.traces]
+    loaded = [reading.load(reading.resolve(name, reading.default_dir())) for name in args.traces]
+    traces = [t for t in loaded if t.is_messages]
+    if len(traces) < len(loaded):
+        skipped = len(loaded) - len(traces)
+        print(f"skipped {skipped} traces that are not /v1/messages requests", file=sys.stderr)
+    if not traces:
+        raise reading.TraceError("nothing to replay: no /v1/messages request among the traces")
     targets = [replay.resolve_target(spec, model or args.default_model) for spec, model in args.targets]
     out = args.out or Path("replays") / time.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
