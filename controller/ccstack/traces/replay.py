@@ -70,14 +70,12 @@ def target_from_url(url: str, model: str | None) -> Target:
 def target_from_mode(name: str, model: str | None) -> Target:
     """A mode of the stack, reached from this host: local = the running stack's llama-server (its address
     on the backend network, Linux), mlx = mlx_lm.server on 127.0.0.1, cloud modes with their key."""
-    from ccstack import stack
     from ccstack.modes import parse_mode
 
     mode = parse_mode(name)
     url = mode.upstream.replace("host.docker.internal", "127.0.0.1")
     if name == "local":
-        paths = stack.default_paths()
-        ip = stack.container_ip(paths, stack.load_state(paths), "llama-server", "backend")
+        ip = stack_service_ip("llama-server", "backend")
         if ip is None:
             raise TraceError("local: no running llama-server of the stack (just up local), or give its URL")
         url = f"http://{ip}:8080/v1"
@@ -91,6 +89,19 @@ def target_from_mode(name: str, model: str | None) -> Target:
         model=model or (None if name == "local" else mode.default_model),
         key_env=mode.key_env,
     )
+
+
+def stack_service_ip(service: str, network: str) -> str | None:
+    """The address of the running stack's service on one of its networks (reachable from a Linux host)."""
+    import docker
+
+    project = os.environ.get("CCSANDBOX_PROJECT", "ccsandbox")
+    labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
+    for container in docker.from_env().containers.list(filters={"label": labels}):
+        net = container.attrs["NetworkSettings"]["Networks"].get(f"{project}_{network}") or {}
+        if net.get("IPAddress"):
+            return str(net["IPAddress"])
+    return None
 
 
 def resolve_target(spec: str, model: str | None) -> Target:
