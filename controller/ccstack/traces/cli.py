@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from ccstack.traces import reading, render
 from ccstack.traces.analysis import Breakdown, anthropic_parts, breakdown, openai_parts
 from ccstack.traces.counting import Counter, make_counter
@@ -62,7 +60,7 @@ def guarded(args: argparse.Namespace) -> int:
     try:
         code: int = args.traces_run(args)
     except reading.TraceError as exc:
-        Console(stderr=True).print(f"ccstack: {exc}", highlight=False, markup=False)
+        render.console(stderr=True).print(f"ccstack: {exc}", highlight=False, markup=False)
         return 1
     return code
 
@@ -84,7 +82,7 @@ def analyze(trace: reading.Trace, counter: Counter, *, per_tool: bool) -> Breakd
 
 
 def run_trace(args: argparse.Namespace) -> int:
-    console = Console()
+    console = render.console()
     if args.action == "list":
         traces = reading.load_many(reading.trace_files(_dir(args)))
         if args.json:
@@ -170,6 +168,6 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
     else:
-        Console().print(render.replay_table(results))
+        render.console().print(render.replay_table(results))
         print(f"results in {out}/ (results.json, replay.md, replay.png)")
     return 0 if all(r.get("status") == 200 for r in results) else 1

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from ccstack.traces.analysis import Breakdown, CallCheck, Turn
 from ccstack.traces.reading import Trace
+
+
+def console(stderr: bool = False) -> Console:
+    """A terminal's own width; piped output (files, README captures) gets 150 columns, not rich's 80."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 150)
+
+
+def short_name(name: str) -> str:
+    """ccproxy's `20261201T174845-req_724edbe3bdfc…json` as `17:48:45 req_724edb`; other names as they are."""
+    m = re.match(r"^\d{8}T(\d\d)(\d\d)(\d\d)-(req_[0-9a-f]{6})", name)
+    return f"{m[1]}:{m[2]}:{m[3]} {m[4]}" if m else name.removesuffix(".json")
 
 
 def num(value: float | int | None, digits: int = 0) -> str:
@@ -127,7 +142,7 @@ def compare_table(rows: Sequence[Mapping[str, Any]], counter: str) -> Table:
         turn, tokens = r["turn"], r["tokens"]
         checks = [CallCheck(**c) for c in r["tool_calls"]]
         table.add_row(
-            r["trace"],
+            short_name(r["trace"]),
             (r["session"] or "-")[:8],
             str(r["messages"]),
             num(tokens["system"]),

@@ -216,12 +216,15 @@ def replay_one(client: httpx.Client, url: str, trace: Trace, session: str, max_t
 
 def with_backend_timings(result: dict[str, Any], trace_dir: Path, seen: set[Path]) -> None:
     """Add llama-server's own timings from the proxy's trace of this request (written as it ended)."""
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         new = [p for p in sorted(trace_dir.glob("*.json")) if p not in seen] if trace_dir.is_dir() else []
         for path in new:
+            try:
+                replayed = load(path)
+            except TraceError:  # still being written
+                continue
             seen.add(path)
-            replayed = load(path)
             if not replayed.is_messages:
                 continue
             timings = replayed.upstream_timings or {}
@@ -253,7 +256,7 @@ def replay(
                 session = sessions.setdefault(trace.session, str(uuid.uuid4()))
                 try:
                     result = replay_one(client, url, trace, session, max_tokens)
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, ValueError) as exc:  # no answer, or not SSE
                     result = {"status": None, "error": f"{type(exc).__name__}: {exc}"}
                 if result.get("status") == 200:
                     with_backend_timings(result, trace_dir, seen)
