@@ -82,10 +82,12 @@ def default_dir(state_dir: Path | None = None) -> Path:
 
 
 def trace_files(directory: Path) -> list[Path]:
-    """The trace files of a directory, oldest first (by name: ccproxy names them by time)."""
+    """The trace files of a directory, oldest first: by name (ccproxy's start with the time, to the second),
+    then by modification time within one second."""
     if not directory.is_dir():
         raise TraceError(f"{directory}: no such directory (ccproxy --trace-dir / {ENV_DIR})")
-    return sorted(p for p in directory.glob("*.json") if p.is_file())
+    files = [p for p in directory.glob("*.json") if p.is_file()]
+    return sorted(files, key=lambda p: (p.name[:15], p.stat().st_mtime_ns, p.name))
 
 
 def resolve(name: str, directory: Path) -> Path:

@@ -3,9 +3,10 @@
 Per target: a ccproxy on a free loopback port (its own trace directory, no slot files), then each trace's
 request in order, streamed, with the session ids of the capture mapped to fresh ones (turns of one session
 share a slot, so later turns hit the cache the way they did live). Measured per request: the first token
-(client side, the first content delta), the total, llama-server's own prompt processing time and tokens/s
-(from the proxy's trace of the replay) and whether each tool call names a tool of the request and has
-input valid against its input_schema. Results in a folder: results.json, replay.md, replay.png.
+(the upstream's first answer byte in the proxy's trace of the replay; else the client's first content
+delta), the total, llama-server's own prompt processing time and tokens/s (from that trace too) and
+whether each tool call names a tool of the request and has input valid against its input_schema.
+Results in a folder: results.json, replay.md, replay.png.
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ def replay_one(client: httpx.Client, url: str, trace: Trace, session: str, max_t
         "status": 200,
         "error": json.dumps(message["error"]) if message.get("error") else None,
         "first_token_s": None if first is None else first - started,
+        "first_delta_s": None if first is None else first - started,
         "total_s": total,
         "output_tokens": usage.get("output_tokens"),
         "prompt_tokens": int(usage.get("input_tokens") or 0) + int(usage.get("cache_read_input_tokens") or 0),
@@ -234,6 +236,11 @@ def with_backend_timings(result: dict[str, Any], trace_dir: Path, seen: set[Path
                 result["cached_tokens"] = timings.get("cache_n")
             if timings.get("predicted_per_second") is not None:
                 result["tokens_per_s"] = float(timings["predicted_per_second"])
+            if replayed.first_byte_seconds is not None:
+                # the model's first token: the upstream's first byte of the answer, as the proxy saw it
+                # (the client's first content delta comes later when the proxy recovers a tool call
+                # from text: only once the call is complete)
+                result["first_token_s"] = replayed.first_byte_seconds
             result["replay_trace"] = path.name
             return
         time.sleep(0.1)
