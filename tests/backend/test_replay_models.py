@@ -68,3 +68,13 @@ def test_replay_against_two_real_models(
         assert turn2["prompt_s"] < turn1["prompt_s"]
     assert (out / "replay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| qwen2.5-coder-1.5b | 02-turn2-tool-result.json | 200 |" in (out / "replay.md").read_text()
+
+    # the replay's own proxy trace, counted by the same llama-server: exactly the prompt it processed
+    replayed = out / "1-qwen2.5-coder-0.5b" / "traces" / results[0]["replay_trace"]
+    backend = servers[MODELS[0]].url
+    assert cli.main(["trace", "analyze", str(replayed), "-v", "--backend", backend, "--json"]) == 0
+    analysis = json.loads(capsys.readouterr().out)
+    assert analysis["breakdown"]["counter"].startswith("llama-server /tokenize")
+    assert analysis["breakdown"]["total"] == results[0]["prompt_tokens"]
+    assert analysis["breakdown"]["template_overhead"] > 0
+    assert [r["label"] for r in analysis["breakdown"]["rows"] if r["group"] == "tools"] == ["Write"]
