@@ -85,6 +85,6 @@ replay *ARGS: bootstrap
 test *SUITES:
     scripts/test.sh {{SUITES}}
 
-# Run a benchmark: overhead (proxy vs direct vs peers) or cache (10-turn session on llama-server)
+# Run a benchmark: overhead (proxy vs peers), cache (10-turn session), tasks (task suite), first-answer
 bench WHICH="overhead" *ARGS: bootstrap
     scripts/bench.sh {{WHICH}} {{ARGS}}

@@ -30,12 +30,19 @@ fi
 
 # Model names Claude Code does not know (a local model's) become /model picker rows that behave as a
 # Claude model, so the CLI accepts them without printing `[claude-code:unrecognized_model]`.
+# CCSANDBOX_TOOLS (the stack's `--agent-tools`): the built-in tools the CLI offers, e.g. the local mode's
+# Bash,Edit,Read,Write; `--tools=` with `=`, so a prompt after it is not taken for a tool name. Arguments
+# given to `claude` come after these and win.
 if [ "${1:-}" = claude ]; then
+  shift
+  if [ -n "${CCSANDBOX_TOOLS:-}" ]; then
+    set -- "--tools=$CCSANDBOX_TOOLS" "$@"
+  fi
   settings=$(node /usr/local/lib/ccsandbox/model-settings.js || true)
   if [ -n "$settings" ]; then
-    shift
-    exec claude --settings "$settings" "$@"
+    set -- --settings "$settings" "$@"
   fi
+  exec claude "$@"
 fi
 
 exec "$@"

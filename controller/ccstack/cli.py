@@ -39,6 +39,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _tools(value: str) -> str:
+    """``default`` or a comma-separated list of tool names (as `claude --tools` takes them)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if value.strip() == "default":
+        return "default"
+    if not names or not all(n.replace("_", "").isalnum() for n in names):
+        raise argparse.ArgumentTypeError(f"{value!r}: want tool names like Bash,Edit,Read,Write or 'default'")
+    return ",".join(names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccstack", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--project", default=os.environ.get("CCSANDBOX_PROJECT", DEFAULT_PROJECT))
@@ -68,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
             choices=("full", "lean"),
             help="openai-kind modes: the proxy's prompt profile (CCPROXY_PROMPT_PROFILE); lean = reduced "
             "system text and tool descriptions for small local models (default: the proxy's, full)",
+        )
+        p.add_argument(
+            "--agent-tools",
+            type=_tools,
+            metavar="LIST|default",
+            help="the built-in tools Claude Code offers in the sandbox, e.g. Bash,Edit,Read,Write "
+            "(default: the mode's — local: Bash,Edit,Read,Write; others: the CLI's whole set = 'default')",
         )
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
@@ -124,6 +141,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         context_window=args.context_window,
         max_output_tokens=args.max_output_tokens,
         prompt_profile=args.prompt_profile,
+        agent_tools=args.agent_tools,
         publish_port=args.publish,
         project=args.project,
         extra_files=tuple(os.path.abspath(f) for f in args.file),

@@ -55,6 +55,7 @@ class UpRequest:
     context_window: int | None = None
     max_output_tokens: int | None = None
     prompt_profile: str | None = None  # the proxy's --prompt-profile (full, lean); None: its default
+    agent_tools: str | None = None  # the CLI's tools (comma-separated, or "default"); None: the mode's
     publish_port: int | None = None
     project: str = DEFAULT_PROJECT
     extra_files: tuple[str, ...] = ()
@@ -121,6 +122,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         context_window=req.context_window,
         max_output_tokens=req.max_output_tokens,
         prompt_profile=req.prompt_profile,
+        agent_tools=req.agent_tools,
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
     )

@@ -51,6 +51,10 @@ class Mode:
     local_model: bool = False
     # `ccstack prewarm` / `up --prewarm` can process and save Claude Code's prefix (llama-server slots).
     prewarm: bool = False
+    # The built-in tools the agent's CLI offers (`claude --tools=...`); None: the CLI's default set.
+    # Every tool costs prompt tokens on each request (Claude Code 2.1.330's 21 default tools: ~15 k
+    # tokens) and is one more wrong choice for a small model.
+    agent_tools: str | None = None
     # What to do when the proxy's upstream does not answer, shown by `ccstack status`.
     unreachable_hint: str | None = None
     # Offered on the command line's help (the test mode is not).
@@ -58,6 +62,8 @@ class Mode:
 
 
 LOCAL_CONTEXT = 32768
+LOCAL_AGENT_TOOLS = "Bash,Edit,Read,Write"
+"""The local mode's tools: a shell and the file tools (bench/results/tasks measures this choice)."""
 
 MODES: dict[str, Mode] = {
     m.name: m
@@ -76,6 +82,7 @@ MODES: dict[str, Mode] = {
             backend_services=("llama-server",),
             local_model=True,
             prewarm=True,
+            agent_tools=LOCAL_AGENT_TOOLS,
         ),
         Mode(
             name="mlx",

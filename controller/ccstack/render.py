@@ -67,6 +67,7 @@ class RenderOptions:
     context_window: int | None = None
     max_output_tokens: int | None = None
     prompt_profile: str | None = None  # the proxy's prompt profile (full, lean); None: the proxy's default
+    agent_tools: str | None = None  # the CLI's tools (`claude --tools=`); None: the mode's; "default": all
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
@@ -169,6 +170,9 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
     max_tokens = opts.max_output_tokens or mode.max_output_tokens
     if max_tokens:
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(max_tokens)
+    tools = opts.agent_tools or mode.agent_tools
+    if tools and tools != "default":
+        env["CCSANDBOX_TOOLS"] = tools  # claude-sandbox/entrypoint.sh: `claude --tools=...`
     if policies.egress.enabled:
         env |= {
             "HTTPS_PROXY": EGRESS_PROXY_URL,

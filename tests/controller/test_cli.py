@@ -91,3 +91,22 @@ def test_up_prewarm_flag(argv: list[str], expected: bool | None) -> None:
 
 def test_only_modes_with_a_local_llama_server_prewarm_by_default() -> None:
     assert [m.name for m in cli.MODES.values() if m.prewarm] == ["local"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Bash,Edit,Read,Write", "Bash,Edit,Read,Write"),
+        (" Bash , Read ", "Bash,Read"),
+        ("default", "default"),
+    ],
+)
+def test_agent_tools_option(value: str, expected: str) -> None:
+    args = cli.build_parser().parse_args(["up", "local", "--agent-tools", value])
+    assert cli._up_request(args).agent_tools == expected
+
+
+@pytest.mark.parametrize("value", ["", ",", "Bash;rm", "Bash(git *)"])
+def test_agent_tools_option_rejects_what_is_not_a_tool_list(value: str) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["up", "local", "--agent-tools", value])

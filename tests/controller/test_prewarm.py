@@ -98,5 +98,6 @@ def test_watch_reports_a_cli_that_ends_first_and_a_failure(monkeypatch: pytest.M
 def test_cli_wiring() -> None:
     parser = cli.build_parser()
     assert parser.parse_args(["up", "local", "--prewarm"]).prewarm is True
-    assert parser.parse_args(["up", "local"]).prewarm is False
+    assert parser.parse_args(["up", "local"]).prewarm is None  # the mode decides (local: on)
+    assert parser.parse_args(["up", "local", "--no-prewarm"]).prewarm is False
     assert parser.parse_args(["prewarm", "--timeout", "60"]).timeout == 60

@@ -117,6 +117,21 @@ def test_prompt_profile_reaches_the_proxy_only_when_given() -> None:
     assert env["CCPROXY_PROMPT_PROFILE"] == "lean"
 
 
+@pytest.mark.parametrize(
+    ("mode", "agent_tools", "expected"),
+    [
+        ("local", None, "Bash,Edit,Read,Write"),  # the local mode's small toolset
+        ("local", "default", None),  # the CLI's whole set: nothing passed
+        ("local", "Bash,Read", "Bash,Read"),
+        ("openrouter", None, None),
+        ("openrouter", "Bash,Edit", "Bash,Edit"),
+    ],
+)
+def test_agent_tools(mode: str, agent_tools: str | None, expected: str | None) -> None:
+    env = services(mode, agent_tools=agent_tools)["claude-sandbox"]["environment"]
+    assert env.get("CCSANDBOX_TOOLS") == expected
+
+
 def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
     env = services("local", context_window=16384)["claude-sandbox"]["environment"]
     assert env["ANTHROPIC_BASE_URL"] == "http://proxy:8787"
