@@ -137,3 +137,18 @@ def test_tiktoken_counter_counts_offline() -> None:
     counter = TiktokenCounter()
     assert counter.count(["hello world", ""]) == [2, 0]
     assert counter.total({"messages": []}) is None
+
+
+def test_a_whole_claude_code_session(capsys: pytest.CaptureFixture[str]) -> None:
+    """tests/fixtures/traces/day1-0.5b: the recorded day1 turns, untrimmed (21 tools), through ccproxy
+    to llama-server with the 0.5B model: the second turn's 19 k-token prefix comes from the cache."""
+    day1 = FIXTURES / "traces" / "day1-0.5b"
+    first, second = run_json(capsys, "trace", "compare", str(day1))["requests"]
+    assert (first["turn"]["prompt_tokens"], first["turn"]["cached_tokens"]) == (19_263, 0)
+    assert second["turn"]["cached_tokens"] == 19_263
+    assert second["turn"]["cache_share"] > 0.99
+    assert first["tool_calls"] == [{"name": "Write", "valid": True, "problem": None}]
+    out = run_json(capsys, "trace", "analyze", str(reading.trace_files(day1)[0]), "-v")
+    tools = [r for r in out["breakdown"]["rows"] if r["group"] == "tools"]
+    assert len(tools) == 21
+    assert out["breakdown"]["groups"]["tools"] > 3 * out["breakdown"]["groups"]["system"]
