@@ -91,8 +91,8 @@ def run_trace(args: argparse.Namespace) -> int:
             console.print(render.list_table(traces))
         return 0
     counter, warning = make_counter(args.backend)
-    if warning:
-        console.print(f"[yellow]{warning}[/yellow]", highlight=False)
+    if warning:  # on stderr: stdout stays JSON with --json
+        render.console(stderr=True).print(f"[yellow]{warning}[/yellow]", highlight=False)
     if args.action == "analyze":
         if not args.trace:
             raise reading.TraceError("analyze needs a TRACE (a file, or a request id in the trace directory)")
