@@ -172,7 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     traces.chmod(0o777)
     trace_file = STACK.overlay("trace.yaml", TRACE_OVERLAY.format(traces=traces))
     tz_file = STACK.overlay("tz.yaml", TZ_OVERLAY.format(tz=TOMORROW_TZ))
-    up_args = ["local", "-f", str(trace_file), *(["--model", args.model] if args.model else []), *args.up_arg]
+    images = STACK.pinned_images()
+    up_args = [
+        "local",
+        "-f",
+        str(images),
+        "-f",
+        str(trace_file),
+        *(["--model", args.model] if args.model else []),
+        *args.up_arg,
+    ]
     repo = make_repo(FILES, STACK.work / "workdir")
     native = None if args.skip_native else NativeServer.for_stack(STACK, args.model)
     results: dict[str, Any] = {"prompt": PROMPT, "up_args": up_args, "cases": []}

@@ -73,6 +73,33 @@ class Stack:
         path.write_text(text)
         return path
 
+    def pinned_images(self) -> Path:
+        """An overlay that runs this checkout's images under tags of their own, built now.
+
+        Other checkouts (worktrees, CI runs) build ``ccsandbox/*:local`` too, and Compose recreates a
+        running service whose image tag moved: a benchmark would silently measure someone else's build.
+        The proxy and sandbox images are built from this checkout as ``ccsbx-bench/<service>:<project>``
+        (Docker's layer cache: seconds), the llama-server image is pinned by its current ID."""
+        tag = self.project
+        overlay = self.overlay(
+            "images.yaml",
+            "services:\n"
+            + "".join(f"  {s}:\n    image: ccsbx-bench/{s}:{tag}\n" for s in ("proxy", "claude-sandbox"))
+            + f"  llama-server:\n    image: ccsbx-bench/llama-server:{tag}\n",
+        )
+        subprocess.run(
+            ["docker", "tag", "ccsandbox/llama-server:local", f"ccsbx-bench/llama-server:{tag}"], check=True
+        )
+        r = subprocess.run(
+            ["docker", "compose", "--project-directory", str(REPO), "-f", str(REPO / "compose.yaml"),
+             "-f", str(overlay), "--profile", "agent", "--profile", "local",
+             "build", "proxy", "claude-sandbox"],
+            env=self.env(), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if r.returncode != 0:
+            raise SystemExit(f"building the benchmark's images failed:\n{r.stderr[-3000:]}")
+        return overlay
+
     def kill_agents(self) -> None:
         """Remove agent containers a killed run left behind (Compose one-off containers of the project)."""
         ids = subprocess.run(

@@ -39,6 +39,8 @@ from stackrun import REPO, Stack, make_repo, parse_lines, print_mode_args  # noq
 
 RESULTS = REPO / "bench" / "results" / "tasks"
 STACK = Stack("ccsbx-tasks", Path("/tmp/ccsbx-tasks"))
+IMAGES = Path()
+"""The overlay pinning this checkout's images (set in main)."""
 MODELS = {"0.5b": "qwen2.5-coder-0.5b", "1.5b": "qwen2.5-coder-1.5b"}
 
 
@@ -76,7 +78,7 @@ def up(candidate: Candidate) -> float:
     )
     return STACK.up(
         "local", "--model", candidate.model_name, "--prompt-profile", candidate.profile,
-        "-f", str(overlay), "--prewarm",
+        "-f", str(IMAGES), "-f", str(overlay), "--prewarm",
     )  # fmt: skip
 
 
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     log = RESULTS / "runs.jsonl"
     done = done_runs(log)
     current: Candidate | None = None
+    global IMAGES
+    IMAGES = STACK.pinned_images()
     try:
         for candidate, task, index in plan(candidates, tasks, args.runs):
             if (candidate.name, task.name, index) in done:
