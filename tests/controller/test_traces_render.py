@@ -62,3 +62,26 @@ def test_a_target_is_a_mode_or_a_url() -> None:
 def test_sse_events() -> None:
     lines = iter(["event: ping", 'data: {"type": "ping"}', "", "data: ", 'data: {"type": "message_stop"}'])
     assert [e["type"] for e in replay.sse_events(lines)] == ["ping", "message_stop"]
+
+
+def test_modes_as_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: "172.18.0.5")
+    local = replay.resolve_target("local", "qwen")
+    assert (local.url, local.kind, local.features, local.model) == (
+        "http://172.18.0.5:8080/v1",
+        "openai",
+        "llama-server",
+        "qwen",
+    )
+    mlx = replay.resolve_target("mlx", None)
+    assert mlx.url.startswith("http://127.0.0.1:")
+    assert mlx.features == "generic"
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    with pytest.raises(Exception, match="set OPENROUTER_API_KEY"):
+        replay.resolve_target("openrouter", None)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    anthropic = replay.resolve_target("anthropic", None)
+    assert (anthropic.kind, anthropic.key_env) == ("anthropic", "ANTHROPIC_API_KEY")
+    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: None)
+    with pytest.raises(Exception, match="just up local"):
+        replay.resolve_target("local", None)
