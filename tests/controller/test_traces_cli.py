@@ -22,6 +22,12 @@ REAL = FIXTURES / "traces" / "tiny-0.5b"
 TINY = FIXTURES / "traces" / "tiny"
 
 
+@pytest.fixture(autouse=True)
+def no_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No look for a running stack's llama-server (Docker) in these tests: tiktoken counts."""
+    monkeypatch.setenv("CCSTACK_TRACE_BACKEND", "none")
+
+
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     assert cli.main([*argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -152,3 +158,18 @@ def test_a_whole_claude_code_session(capsys: pytest.CaptureFixture[str]) -> None
     tools = [r for r in out["breakdown"]["rows"] if r["group"] == "tools"]
     assert len(tools) == 21
     assert out["breakdown"]["groups"]["tools"] > 3 * out["breakdown"]["groups"]["system"]
+
+
+def test_auto_backend_without_a_stack_is_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ccstack.traces import counting, replay
+
+    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: None)
+    counter, warning = counting.make_counter("auto")
+    assert isinstance(counter, TiktokenCounter)
+    assert warning is None
+
+    def no_docker(service: str, network: str) -> str:
+        raise OSError("no daemon")
+
+    monkeypatch.setattr(replay, "stack_service_ip", no_docker)
+    assert counting.stack_llama_server() is None

@@ -1,8 +1,8 @@
 """The `trace` and `replay` subcommands (registered by ccstack.cli with `add_parsers`).
 
     ccstack trace list [--dir D]                     the traces of ccproxy's trace directory
-    ccstack trace analyze TRACE [-v] [--backend URL]  token breakdown (per tool with -v), cache, timings
-    ccstack trace compare [DIR] [--backend URL]      one row per request: tokens, cache hits, timings
+    ccstack trace analyze TRACE [-v] [--backend URL|auto|none]  token breakdown (-v: per tool), cache, timings
+    ccstack trace compare [DIR] [--backend URL|auto|none]      one row per request: tokens, cache, timings
     ccstack replay TRACE... --to MODE|URL [--model M] [--to ...]   through ccproxy; table, JSON, MD, PNG
 All take --json (machine-readable on stdout). The trace directory: --dir, $CCPROXY_TRACE_DIR, .stack/traces.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("trace", nargs="?", help="analyze: a trace file or request id; compare: a directory")
     p.add_argument("--dir", type=Path, help="the trace directory (default $CCPROXY_TRACE_DIR, .stack/traces)")
     p.add_argument("-v", "--verbose", action="store_true", help="analyze: one row per tool")
-    p.add_argument("--backend", help="a llama-server URL: exact counts with its tokenizer and template")
+    p.add_argument(
+        "--backend",
+        default=os.environ.get("CCSTACK_TRACE_BACKEND", "auto"),
+        help="a llama-server URL: exact counts with its tokenizer and template; auto (default): the running "
+        "stack's llama-server if any; none: tiktoken o200k_base ($CCSTACK_TRACE_BACKEND)",
+    )
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(traces_run=run_trace)
     p = sub.add_parser("replay", help="send captured requests through ccproxy to other backends, compare")

@@ -69,9 +69,23 @@ class LlamaServerCounter:
         return len(tokens["tokens"])
 
 
+def stack_llama_server() -> str | None:
+    """The running stack's llama-server (local mode), if there is one this host can reach."""
+    try:
+        from ccstack.traces.replay import stack_service_ip
+
+        ip = stack_service_ip("llama-server", "backend")
+    except Exception:  # no Docker, no daemon, no permission: no stack to ask
+        return None
+    return None if ip is None else f"http://{ip}:8080"
+
+
 def make_counter(backend: str | None) -> tuple[Counter, str | None]:
-    """The llama-server counter when `backend` answers, else tiktoken; and why llama-server was not used."""
-    if backend:
+    """The llama-server counter when `backend` answers, else tiktoken; and why llama-server was not used.
+    `auto`: the running stack's llama-server when there is one; `none`: tiktoken."""
+    if backend == "auto":
+        backend = stack_llama_server()
+    if backend and backend != "none":
         try:
             return LlamaServerCounter(backend), None
         except (httpx.HTTPError, ValueError, KeyError) as exc:
