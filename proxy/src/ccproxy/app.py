@@ -116,6 +116,8 @@ class Proxy:
             settings.upstream_url,
             kind=settings.upstream_kind,
             api_key=settings.upstream_key,
+            auth=settings.upstream_auth,
+            betas=settings.upstream_betas,
             read_timeout=settings.read_timeout,
             connect_timeout=settings.connect_timeout,
             transport=transport,

@@ -23,6 +23,7 @@ from ccproxy.profile import PromptProfile
 UpstreamKind = Literal["openai", "anthropic"]
 BackendFeatures = Literal["generic", "llama-server"]
 TextToolCalls = Literal["auto", "on", "off"]
+UpstreamAuth = Literal["x-api-key", "bearer"]
 ToolGrammar = Literal["on", "off"]
 
 MAX_PING_INTERVAL = 10.0
@@ -40,6 +41,12 @@ class Settings:
     upstream_kind: UpstreamKind = "openai"
     upstream_key_file: Path | None = None
     upstream_key: str | None = field(default=None, repr=False)
+    upstream_auth: UpstreamAuth = "x-api-key"
+    """anthropic kind: how the upstream key travels, `x-api-key` (API keys) or `Authorization: Bearer`
+    (the OAuth token of `claude setup-token`). openai kind: always Bearer."""
+    upstream_betas: tuple[str, ...] = ()
+    """Betas added to the `anthropic-beta` header of every upstream request (anthropic kind), after
+    the client's own (e.g. `oauth-2025-04-20`, which api.anthropic.com wants with an OAuth token)."""
     token: str | None = field(default=None, repr=False)
     token_file: Path | None = None
     model: str | None = None
@@ -179,6 +186,22 @@ def _tool_grammar(value: object) -> ToolGrammar:
     raise ValueError(f"must be on or off, got {text!r}")
 
 
+def _upstream_auth(value: object) -> UpstreamAuth:
+    text = _str(value).lower()
+    if text in ("x-api-key", "bearer"):
+        return text  # type: ignore[return-value]
+    raise ValueError(f"must be x-api-key or bearer, got {text!r}")
+
+
+def _betas(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _str(value).split(",")
+    betas = tuple(str(b).strip() for b in items if str(b).strip())
+    for beta in betas:
+        if not all(c.isalnum() or c in "-_." for c in beta):
+            raise ValueError(f"not a beta name: {beta!r}")
+    return betas
+
+
 def _prompt_layout(value: object) -> PromptLayout:
     text = _str(value).lower()
     if text in ("stable", "off"):
@@ -212,6 +235,8 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "upstream": ("CCPROXY_UPSTREAM", _str),
     "upstream_kind": ("CCPROXY_UPSTREAM_KIND", _kind),
     "upstream_key_file": ("CCPROXY_UPSTREAM_KEY_FILE", _path),
+    "upstream_auth": ("CCPROXY_UPSTREAM_AUTH", _upstream_auth),
+    "upstream_betas": ("CCPROXY_UPSTREAM_BETAS", _betas),
     "token": ("CCPROXY_TOKEN", _str),
     "token_file": ("CCPROXY_TOKEN_FILE", _path),
     "model": ("CCPROXY_MODEL", _str),

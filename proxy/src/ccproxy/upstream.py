@@ -56,11 +56,15 @@ class Upstream:
         transport: httpx.AsyncBaseTransport | None = None,
         credentials: tuple[str, str] | None = None,
         on_retry: Callable[[], None] | None = None,
+        auth: str = "x-api-key",
+        betas: tuple[str, ...] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.kind = kind
         self.read_timeout = read_timeout
         self._api_key = api_key
+        self._bearer = auth == "bearer"
+        self._betas = betas if kind == "anthropic" else ()
         self._basic = _basic_auth(credentials)
         if self._basic and api_key and kind == "openai":
             log.warning("upstream URL credentials not used: the upstream key takes the Authorization header")
@@ -88,7 +92,7 @@ class Upstream:
         headers = {"authorization": self._basic} if self._basic else {}
         if not self._api_key:
             return headers
-        if self.kind == "anthropic":
+        if self.kind == "anthropic" and not self._bearer:
             return {**headers, "x-api-key": self._api_key}
         return {"authorization": f"Bearer {self._api_key}"}
 
@@ -136,6 +140,8 @@ class Upstream:
         if headers:
             all_headers.update(headers)
             all_headers.update(self.auth_headers())  # nothing from the caller overrides the key
+        if self._betas:
+            all_headers["anthropic-beta"] = with_betas(all_headers.get("anthropic-beta"), self._betas)
         request = httpx.Request(method, self._url(url), headers=all_headers, content=content)
         request.extensions["timeout"] = self._timeout_extension
         return request
@@ -241,6 +247,12 @@ def _fresh_session() -> aiohttp.ClientSession:
     """A session that opens a new connection for every request (and closes it after)."""
     ssl_context = httpx.create_ssl_context(trust_env=False)
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, ssl=ssl_context))
+
+
+def with_betas(header: str | None, betas: tuple[str, ...]) -> str:
+    """The client's `anthropic-beta` list with ``betas`` appended (each once, order kept)."""
+    names = [b.strip() for b in (header or "").split(",") if b.strip()]
+    return ",".join(names + [b for b in betas if b not in names])
 
 
 def _basic_auth(credentials: tuple[str, str] | None) -> str | None:
