@@ -69,8 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
             help="local: a chat template of backends/llama-server/templates (name without .jinja); "
             "'' = the model's own (default: qwen2.5-coder-tools for the shipped Qwen models)",
         )
-        p.add_argument("--upstream", help="override the mode's upstream base URL (incl. /v1)")
-        p.add_argument("--key-file", help="file with the upstream API key (else the mode's env var)")
+        p.add_argument(
+            "--upstream",
+            help="the upstream base URL incl. /v1, as the proxy container sees it (a server on this host: "
+            "http://host.docker.internal:PORT/v1); required by openai, overrides the others'",
+        )
+        p.add_argument(
+            "--upstream-kind",
+            choices=("openai", "anthropic"),
+            help="openai, lmstudio, ollama: anthropic for a server that speaks /v1/messages itself "
+            "(pass-through); default openai (translated)",
+        )
+        p.add_argument(
+            "--key-file",
+            help="file with the upstream API key or token (else the mode's env var; optional for a "
+            "server you name)",
+        )
         p.add_argument("--context-window", type=int, help="the backend's context window in tokens")
         p.add_argument("--max-output-tokens", type=int, help="clamp for max_tokens")
         p.add_argument(
@@ -137,6 +151,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         side_model=args.side_model,
         chat_template=args.chat_template,
         upstream=args.upstream,
+        upstream_kind=args.upstream_kind,
         key_file=args.key_file,
         context_window=args.context_window,
         max_output_tokens=args.max_output_tokens,

@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ccstack import local_model
+from ccstack import local_model, server_info
 from ccstack.checks import agent_runtime, check_docker, check_port_free, require_runtime
 from ccstack.compose import run_compose, service_table, validate
 from ccstack.egress import render_squid_conf
@@ -51,6 +51,7 @@ class UpRequest:
     side_model: str | None = None
     chat_template: str | None = None  # local: template name in backends/llama-server/templates
     upstream: str | None = None
+    upstream_kind: str | None = None  # modes for a user's server: openai (default) or anthropic
     key_file: str | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
@@ -104,9 +105,50 @@ def _local_model_options(paths: Paths, req: UpRequest, opts: RenderOptions) -> R
     )
 
 
+def _user_server_options(mode: Mode, req: UpRequest, opts: RenderOptions) -> tuple[RenderOptions, list[str]]:
+    """A user's server (openai, lmstudio, ollama): its context window and model, asked from the server
+    where --context-window / --model do not say them; warnings for what stays unknown."""
+    url = req.upstream or mode.upstream
+    if req.context_window and req.model:
+        return opts, []
+    info = server_info.ask_server(server_info.host_view(url), req.model)
+    if not info.reachable:
+        return opts, [
+            f"cannot ask {url} for its context window and models ({info.error}); "
+            f"{mode.unreachable_hint}. Without --context-window Claude Code assumes its own window"
+        ]
+    warnings: list[str] = []
+    model = req.model
+    if model is None:
+        if len(info.models) == 1:
+            model = info.models[0]
+        elif info.models:
+            warnings.append(
+                f"the server serves {len(info.models)} models ({', '.join(info.models[:8])}): pick one "
+                "with --model, else Claude Code's model names are sent as they are"
+            )
+    window = req.context_window
+    if window is None and info.window is not None:
+        window = info.window.tokens
+        if info.window.note:
+            warnings.append(f"context window {window} from {info.window.source}: {info.window.note}")
+    elif window is None:
+        warnings.append(
+            f"{url} does not say its context window (asked: {', '.join(info.asked)}): pass --context-window N"
+        )
+    return dataclasses.replace(opts, model=model, context_window=window), warnings
+
+
 def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[Mode, Rendered, State]:
     """Resolve everything and write the generated files; no containers are touched."""
     mode = parse_mode(req.mode)
+    if mode.needs_upstream and not req.upstream:
+        raise StackError(
+            f"mode {mode.name} needs --upstream URL: the server's base URL as the proxy container sees it "
+            "(a server on this host: http://host.docker.internal:PORT/v1)"
+        )
+    if req.upstream_kind and not mode.user_server:
+        raise StackError(f"--upstream-kind is for a server you name (openai, lmstudio, ollama), not {mode.name}")
     try:
         policies = load_policies(paths.repo / "policies")
     except ValueError as e:
@@ -117,6 +159,8 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         gid=gid,
         state_dir=str(paths.state_dir),
         upstream=req.upstream,
+        upstream_kind=req.upstream_kind,
+        upstream_key=bool(req.key_file) and not mode.key_env,
         model=None if mode.local_model else req.model,
         side_model=req.side_model,
         context_window=req.context_window,
@@ -126,9 +170,12 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
     )
+    warnings: list[str] = []
     if mode.local_model:
         opts = _local_model_options(paths, req, opts)
-    if mode.key_env and req.fetch:  # `render` needs no key
+    if mode.user_server and req.fetch:  # `render` asks no server
+        opts, warnings = _user_server_options(mode, req, opts)
+    if (mode.key_env or req.key_file) and req.fetch:  # `render` needs no key
         write_secret(paths.upstream_key, resolve_key(mode, req.key_file, environ))
     if not paths.token.exists():
         write_secret(paths.token, secrets.token_urlsafe(32))
@@ -154,6 +201,8 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
             "protected": [p.spec for p in policies.mounts.protected],
             "model": opts.model or mode.default_model,
             "runtime": opts.runtime,
+            "context_window": opts.context_window,
+            "warnings": warnings,
         },
     )
     return mode, rendered, state
@@ -166,6 +215,7 @@ def up(paths: Paths, req: UpRequest, environ: Mapping[str, str] | None = None) -
     if req.publish_port is not None:
         check_port_free(req.publish_port)
     _mode, _rendered, state = prepare(paths, req, env)
+    warnings += state.extra.get("warnings", [])
     validate(paths, state)
     save_state(paths, state)
     notice = write_dotenv(paths, state)

@@ -4,6 +4,12 @@
     mlx         mlx_lm.server running natively on the host (a Mac), reached via host.docker.internal
     openrouter  openrouter.ai over the egress network; key from OPENROUTER_API_KEY or a key file
     anthropic   the Anthropic API itself (pass-through); key from ANTHROPIC_API_KEY or a key file
+    subscription  the Anthropic API on your Claude plan: the OAuth token of `claude setup-token`
+                (CLAUDE_CODE_OAUTH_TOKEN or a key file) held by the proxy, sent as Bearer
+    openai      any OpenAI- (or, with --upstream-kind anthropic, Anthropic-) compatible server on the
+                host or the LAN: --upstream URL; the context window and model read from the server
+    lmstudio    openai with LM Studio's default port (host, 1234)
+    ollama      openai with Ollama's default port (host, 11434)
     test        the scripted upstream (profile ``test``), for the stack tests
 
 ``parse_mode("openrouter")`` returns the frozen :class:`Mode`; an unknown name raises ``ValueError``
@@ -17,6 +23,7 @@ from typing import Literal
 
 UpstreamKind = Literal["openai", "anthropic"]
 BackendFeatures = Literal["llama-server", "generic"]
+UpstreamAuth = Literal["x-api-key", "bearer"]
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,24 @@ class Mode:
     unreachable_hint: str | None = None
     # Offered on the command line's help (the test mode is not).
     listed: bool = True
+    # anthropic kind: how the proxy sends the key (x-api-key: API keys; bearer: an OAuth token).
+    upstream_auth: UpstreamAuth = "x-api-key"
+    # anthropic kind: betas the proxy adds to every upstream request's anthropic-beta header.
+    upstream_betas: tuple[str, ...] = ()
+    # A server the user names (--upstream; --upstream-kind anthropic allowed): `up` asks it for its
+    # context window and model (ccstack.server_info) unless --context-window / --model say them.
+    user_server: bool = False
+    # `up` refuses to start without --upstream (no default server to assume).
+    needs_upstream: bool = False
 
 
 LOCAL_CONTEXT = 32768
 LOCAL_AGENT_TOOLS = "Bash,Edit,Read,Write"
 """The local mode's tools: a shell and the file tools (bench/results/tasks measures this choice)."""
+OAUTH_BETA = "oauth-2025-04-20"
+"""The beta api.anthropic.com wants beside an OAuth token (see README, subscription mode)."""
+LMSTUDIO_URL = "http://host.docker.internal:1234/v1"
+OLLAMA_URL = "http://host.docker.internal:11434/v1"
 
 MODES: dict[str, Mode] = {
     m.name: m
@@ -121,6 +141,55 @@ MODES: dict[str, Mode] = {
             backend_features="generic",
             egress=True,
             key_env="ANTHROPIC_API_KEY",
+        ),
+        Mode(
+            name="subscription",
+            summary="the Anthropic API on your Claude plan; the OAuth token of `claude setup-token` in "
+            "CLAUDE_CODE_OAUTH_TOKEN (held by the proxy, never by the sandbox)",
+            upstream="https://api.anthropic.com/v1",
+            upstream_kind="anthropic",
+            backend_features="generic",
+            egress=True,
+            key_env="CLAUDE_CODE_OAUTH_TOKEN",
+            upstream_auth="bearer",
+            upstream_betas=(OAUTH_BETA,),
+        ),
+        *(
+            Mode(
+                name=name,
+                summary=summary,
+                upstream=upstream,
+                upstream_kind="openai",
+                backend_features="generic",
+                egress=True,
+                host_gateway=True,
+                max_output_tokens=4096,
+                user_server=True,
+                needs_upstream=not upstream,
+                unreachable_hint=hint,
+            )
+            for name, summary, upstream, hint in (
+                (
+                    "openai",
+                    "any OpenAI-compatible server on the host or LAN (vLLM, SGLang, llama-server, ...): "
+                    "--upstream URL; --upstream-kind anthropic for servers speaking /v1/messages",
+                    "",
+                    "start the server, and give --upstream as the proxy container sees it "
+                    "(the host: http://host.docker.internal:PORT/v1)",
+                ),
+                (
+                    "lmstudio",
+                    "LM Studio's server on the host (port 1234); --upstream to override",
+                    LMSTUDIO_URL,
+                    "start LM Studio's server (Developer tab, or `lms server start`) with a model loaded",
+                ),
+                (
+                    "ollama",
+                    "Ollama on the host (port 11434); --model NAME of a pulled model",
+                    OLLAMA_URL,
+                    "start Ollama (`ollama serve`) listening beyond loopback (OLLAMA_HOST=0.0.0.0)",
+                ),
+            )
         ),
         Mode(
             name="test",

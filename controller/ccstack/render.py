@@ -60,6 +60,8 @@ class RenderOptions:
     gid: int
     state_dir: str  # absolute
     upstream: str | None = None  # overrides the mode's upstream URL
+    upstream_kind: str | None = None  # overrides the mode's kind (modes for a user's server)
+    upstream_key: bool = False  # a key file for a mode that needs none (a user's server with --key-file)
     model: str | None = None  # upstream model name (overrides the mode's default)
     side_model: str | None = None
     model_file: str | None = None  # local: absolute host path of the GGUF
@@ -83,13 +85,23 @@ class Rendered:
     services: tuple[str, ...]  # what `up` starts
 
 
+def upstream_kind(mode: Mode, opts: RenderOptions) -> str:
+    """The kind the proxy speaks upstream: --upstream-kind for a user's server, else the mode's."""
+    return opts.upstream_kind or mode.upstream_kind
+
+
+def has_key(mode: Mode, opts: RenderOptions) -> bool:
+    """The proxy gets an upstream key file (the mode needs one, or the user gave one)."""
+    return bool(mode.key_env) or opts.upstream_key
+
+
 def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
     model = opts.model or mode.default_model
     env = {
         "CCPROXY_HOST": "0.0.0.0",
         "CCPROXY_PORT": "8787",
         "CCPROXY_UPSTREAM": opts.upstream or mode.upstream,
-        "CCPROXY_UPSTREAM_KIND": mode.upstream_kind,
+        "CCPROXY_UPSTREAM_KIND": upstream_kind(mode, opts),
         "CCPROXY_BACKEND": mode.backend_features,
         "CCPROXY_TOKEN_FILE": "/run/secrets/proxy_token",
         "CCPROXY_LOG_LEVEL": "${CCPROXY_LOG_LEVEL:-info}",
@@ -103,8 +115,12 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
         env["CCPROXY_MAX_TOKENS"] = str(max_tokens)
     if opts.prompt_profile:
         env["CCPROXY_PROMPT_PROFILE"] = opts.prompt_profile
-    if mode.key_env:
+    if has_key(mode, opts):
         env["CCPROXY_UPSTREAM_KEY_FILE"] = "/run/secrets/upstream_key"
+    if mode.upstream_auth != "x-api-key":
+        env["CCPROXY_UPSTREAM_AUTH"] = mode.upstream_auth
+    if mode.upstream_betas:
+        env["CCPROXY_UPSTREAM_BETAS"] = ",".join(mode.upstream_betas)
     worst = worst_case_seconds(mode, opts)
     if worst is not None:
         env["CCPROXY_READ_TIMEOUT"] = str(worst)  # a backend silent while it prefills a whole window
@@ -113,9 +129,9 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
 
 
 def runs_locally(mode: Mode) -> bool:
-    """The backend is on this machine (a container without egress, or the host's server): its first
-    prefill of a whole window can take many minutes on a CPU."""
-    return mode.upstream_kind == "openai" and (not mode.egress or mode.host_gateway)
+    """The backend is on this machine (a container without egress, or the host's or LAN's server): its
+    first prefill of a whole window can take many minutes on a CPU."""
+    return (mode.upstream_kind == "openai" or mode.user_server) and (not mode.egress or mode.host_gateway)
 
 
 def worst_case_seconds(mode: Mode, opts: RenderOptions) -> int | None:
@@ -136,7 +152,7 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
         "DISABLE_ERROR_REPORTING": "1",
         "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",
     }
-    if mode.upstream_kind == "openai":
+    if upstream_kind(mode, opts) == "openai" or mode.user_server:
         # Claude Code 2.1.3xx defers most tools behind ToolSearch and appends them to `tools` mid-session:
         # a chat template renders tools before the messages, so that would invalidate the backend's whole
         # prefix cache, and a small model copes better seeing every tool up front.
@@ -217,7 +233,7 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
         proxy_networks.append("egress")
     if mode.host_gateway:
         proxy["extra_hosts"] = ["host.docker.internal:host-gateway"]
-    if mode.key_env:
+    if has_key(mode, opts):
         proxy["secrets"] = ["proxy_token", "upstream_key"]
         secrets["upstream_key"] = {"file": f"{opts.state_dir}/secrets/upstream_key"}
     if opts.publish_port is not None:

@@ -148,7 +148,6 @@ def write_secret(path: Path, value: str) -> None:
 
 def resolve_key(mode: Mode, key_file: str | None, environ: Mapping[str, str]) -> str:
     """The upstream API key from --key-file or the mode's environment variable."""
-    assert mode.key_env is not None
     if key_file:
         try:
             key = Path(key_file).expanduser().read_text(encoding="utf-8").strip()
@@ -157,10 +156,11 @@ def resolve_key(mode: Mode, key_file: str | None, environ: Mapping[str, str]) ->
         if not key:
             raise StackError(f"the key file {key_file} is empty")
         return key
-    key = environ.get(mode.key_env, "").strip()
+    key = environ.get(mode.key_env, "").strip() if mode.key_env else ""
     if not key:
         raise StackError(
-            f"mode {mode.name} needs an API key: set {mode.key_env} or pass --key-file FILE "
+            f"mode {mode.name} needs {'a token' if mode.upstream_auth == 'bearer' else 'an API key'}: "
+            f"set {mode.key_env} or pass --key-file FILE "
             "(the key goes to the proxy only, as a Compose secret file; the agent never sees it)"
         )
     return key

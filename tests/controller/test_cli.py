@@ -41,7 +41,7 @@ def test_claude_passes_arguments_after_the_directory() -> None:
     assert args.claude_args == ["-p", "fix the tests"]  # argparse drops the "--"
 
 
-@pytest.mark.parametrize("argv", [["up", "ollama"], ["up", "local", "--publish", "70000"], ["status", "--x"]])
+@pytest.mark.parametrize("argv", [["up", "vllm"], ["up", "local", "--publish", "70000"], ["status", "--x"]])
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(argv)

@@ -9,19 +9,21 @@ pytestmark = pytest.mark.unit
 
 
 def test_user_modes_exist() -> None:
-    assert {"local", "mlx", "openrouter", "anthropic", "test"} == set(MODES)
+    assert {
+        "local", "mlx", "openrouter", "anthropic", "subscription", "openai", "lmstudio", "ollama", "test"
+    } == set(MODES)
 
 
 def test_unknown_mode_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="local, mlx, openrouter, anthropic"):
-        parse_mode("ollama")
+        parse_mode("vllm")
 
 
 @pytest.mark.parametrize("name", list(MODES))
 def test_upstreams_include_v1_and_kind_matches(name: str) -> None:
     mode = parse_mode(name)
-    assert mode.upstream.endswith("/v1")
-    assert (mode.upstream_kind == "anthropic") == (name == "anthropic")
+    assert mode.upstream.endswith("/v1") or mode.needs_upstream
+    assert (mode.upstream_kind == "anthropic") == (name in ("anthropic", "subscription"))
 
 
 def test_internet_modes_need_a_key_and_egress() -> None:
@@ -43,3 +45,24 @@ def test_behaviour_is_in_fields_not_names() -> None:
         assert mode.local_model == ("llama-server" in mode.backend_services)
     assert parse_mode("mlx").unreachable_hint
     assert [m.name for m in MODES.values() if not m.listed] == ["test"]
+
+
+def test_subscription_sends_the_oauth_token_as_bearer() -> None:
+    mode = parse_mode("subscription")
+    assert mode.key_env == "CLAUDE_CODE_OAUTH_TOKEN"
+    assert mode.upstream_auth == "bearer"
+    assert mode.upstream_betas == ("oauth-2025-04-20",)
+    assert mode.upstream == parse_mode("anthropic").upstream
+    assert [m.name for m in MODES.values() if m.upstream_auth == "bearer"] == ["subscription"]
+
+
+def test_user_server_modes_reach_the_host_like_mlx() -> None:
+    for name, port in (("openai", None), ("lmstudio", 1234), ("ollama", 11434)):
+        mode = parse_mode(name)
+        assert mode.user_server
+        assert mode.host_gateway
+        assert mode.egress
+        assert mode.needs_upstream == (port is None)
+        assert mode.unreachable_hint
+        if port:
+            assert mode.upstream == f"http://host.docker.internal:{port}/v1"
