@@ -14,7 +14,7 @@ bootstrap:
     [ -x {{py}} ] || python3 -m venv {{venv}}
     {{venv}}/bin/pip install -q -e ./proxy -e '.[dev]'
 
-# Start the stack in MODE: local (llama-server + small model), mlx (mlx_lm.server on the host), openrouter, anthropic
+# Start the stack in MODE: local (llama-server + small model), mlx, openai (--upstream URL: any server on the host/LAN), lmstudio, ollama, openrouter, anthropic, subscription
 up MODE="local" *ARGS: bootstrap
     {{venv}}/bin/ccstack up {{MODE}} {{ARGS}}
 
@@ -38,6 +38,10 @@ status: bootstrap
 # Follow the logs of the stack, or of the named services (e.g. `just logs proxy`)
 logs *SERVICES: bootstrap
     {{venv}}/bin/ccstack logs --follow {{SERVICES}}
+
+# Check the setup for MODE (default: the running stack's) and make a real tool call through the proxy: ✓/✗ with fixes (--json)
+doctor *ARGS: bootstrap
+    {{venv}}/bin/ccstack doctor {{ARGS}}
 
 # Check the running stack's isolation (agent network, privileges, key, protected paths) and print a table
 verify *ARGS: bootstrap

@@ -16,6 +16,10 @@ Turn keys:
   delay       seconds to wait before the first byte (simulates prompt processing)
   error       {"status": 503, "message": "..."} answer with this HTTP error instead
 
+The same turns answer the Anthropic Messages API on ``POST /v1/messages`` (an Anthropic-compatible
+server, such as api.anthropic.com or llama-server's own /v1/messages), streamed or not: text becomes a
+``text`` block, tool calls ``tool_use`` blocks.
+
 Side requests (no ``tools``, ``tools: []`` or a max_tokens of 1) get a short fixed answer without
 consuming a turn (``{"title": "Scripted session"}`` when a ``response_format`` is asked for).
 When the script is exhausted, every further main request gets the text "(script exhausted)".
@@ -192,6 +196,67 @@ def completion_chunks(body: dict[str, Any], turn: dict[str, Any]) -> list[dict[s
     return out
 
 
+def message_json(body: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:
+    """The turn as an Anthropic Messages API answer."""
+    turn_id = uuid.uuid4().hex[:12]
+    content: list[dict[str, Any]] = []
+    if turn.get("text"):
+        content.append({"type": "text", "text": turn["text"]})
+    for i, call in enumerate(turn.get("tool_calls", [])):
+        args = call.get("arguments", {})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{turn_id}_{i}",
+                "name": call["name"],
+                "input": json.loads(args) if isinstance(args, str) else args,
+            }
+        )
+    usage = _usage(body, json.dumps(content))
+    return {
+        "id": f"msg_{turn_id}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model") or MODEL_ID,
+        "content": content,
+        "stop_reason": "tool_use" if turn.get("tool_calls") else "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"]},
+    }
+
+
+def message_events(body: dict[str, Any], turn: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The turn as an Anthropic Messages API stream: (event name, data) pairs."""
+    message = message_json(body, turn)
+    start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 0}}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            first: dict[str, Any] = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in _split(block["text"], 4)]
+        else:
+            first = {**block, "input": {}}
+            text = json.dumps(block["input"])
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p}
+                for p in _split(text, int(turn.get("chunks", 1)))
+            ]
+        events.append(
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": first})
+        )
+        events += [
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas
+        ]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": message["usage"]}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # small SSE writes must not wait for delayed ACKs (40 ms stalls)
@@ -262,7 +327,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"loaded": True})
             return
         self._record(raw)
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        anthropic = path in ("/v1/messages", "/messages")
+        if path not in ("/v1/chat/completions", "/chat/completions") and not anthropic:
             self._send_json(404, {"error": {"message": f"not found: {path}", "type": "not_found"}})
             return
         try:
@@ -273,7 +339,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": f"bad JSON: {exc}", "type": "invalid_request_error"}})
             return
         if is_side_request(body):
-            turn: dict[str, Any] = {"text": SIDE_JSON if body.get("response_format") else SIDE_TEXT}
+            structured = body.get("response_format") or (body.get("output_config") or {}).get("format")
+            turn: dict[str, Any] = {"text": SIDE_JSON if structured else SIDE_TEXT}
         else:
             turn = self.server.script.take_turn() or {"text": EXHAUSTED_TEXT}
         if turn.get("delay"):
@@ -285,19 +352,30 @@ class Handler(BaseHTTPRequestHandler):
                 {"error": {"message": err.get("message", "scripted error"), "type": "scripted_error"}},
             )
             return
-        if body.get("stream"):
+        if anthropic and body.get("stream"):
+            frames = [
+                f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                for name, data in message_events(body, turn)
+            ]
+            self._send_chunked(frames)
+        elif anthropic:
+            self._send_json(200, message_json(body, turn))
+        elif body.get("stream"):
             self._stream(body, turn)
         else:
             self._send_json(200, completion_json(body, turn))
 
     def _stream(self, body: dict[str, Any], turn: dict[str, Any]) -> None:
+        frames = [f"data: {json.dumps(c)}\n\n".encode() for c in completion_chunks(body, turn)]
+        frames.append(b"data: [DONE]\n\n")
+        self._send_chunked(frames)
+
+    def _send_chunked(self, frames: list[bytes]) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        frames = [f"data: {json.dumps(c)}\n\n".encode() for c in completion_chunks(body, turn)]
-        frames.append(b"data: [DONE]\n\n")
         for frame in frames:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.flush()

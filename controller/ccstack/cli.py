@@ -10,6 +10,7 @@
     ccstack build [SERVICE...] [--build-arg K=V]                      build the images
     ccstack verify [...]                                              isolation self-check (ccstack.verify)
     ccstack trace list|analyze TRACE|compare DIR; replay TRACE... --to MODE|URL   (ccstack.traces.cli)
+    ccstack doctor [MODE] [--json] [--no-probe]                       is everything in place; a real tool call
 
 State lives in .stack/ (CCSANDBOX_STATE_DIR): the generated overlay, the per-session proxy token, the
 upstream key (secret files), state.json. Exit status 1 with a one-line reason on errors users can fix.
@@ -20,10 +21,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from ccstack import agent_session, commands, prewarm
+from ccstack.doctor import Check
 from ccstack.errors import StackError
 from ccstack.local_model import DEFAULT_MODEL
 from ccstack.modes import MODES
@@ -138,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build the images (docker compose build)")
     p.add_argument("services", nargs="*", help="default: proxy claude-sandbox")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p = sub.add_parser(
+        "doctor", help="check Docker, images, ports, the model, the backend and a real tool call (+ fixes)"
+    )
+    p.add_argument("mode", nargs="?", choices=list(MODES), help="default: the running stack's, else local")
+    p.add_argument("--publish", type=_port, metavar="PORT", help="the port `up --publish` would use")
+    p.add_argument("--model", help="local: the model `up --model` would use (default: the running stack's)")
+    p.add_argument("--json", action="store_true", help="the checks as JSON")
+    p.add_argument("--no-probe", action="store_true", help="skip the tool-call probe (asks the model)")
+    p.add_argument("--probe-timeout", type=float, default=600, help="seconds for the probe (default 600)")
     p = sub.add_parser("verify", help="isolation self-check against the running stack", add_help=False)
     p.add_argument("verify_args", nargs=argparse.REMAINDER)
     traces_cli.add_parsers(sub)
@@ -192,6 +208,40 @@ def show_status(st: commands.Status) -> int:
     return 0 if st.healthy else 1
 
 
+def doctor_table(rows: Sequence[Check], mode: str) -> Table:
+    """The doctor's rows as a rich table: the mark, the check, what was found, the fix."""
+    table = Table(title=f"ccstack doctor: mode {mode}", title_justify="left", show_lines=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("found")
+    table.add_column("fix")
+    colour = {"ok": "green", "fail": "bold red", "skip": "dim"}
+    for c in rows:
+        table.add_row(f"[{colour[c.status]}]{c.mark}[/]", c.name, escape(c.detail), escape(c.fix or ""))
+    return table
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from ccstack import doctor, doctor_gather
+
+    request = doctor_gather.DoctorRequest(
+        mode=args.mode,
+        publish_port=args.publish,
+        model=args.model,
+        probe=not args.no_probe,
+        probe_timeout=args.probe_timeout,
+    )
+    facts = doctor_gather.gather(default_paths(), request)
+    rows = doctor.judge(facts)
+    if args.json:
+        print(doctor.as_json(rows, facts.mode.name))
+    else:
+        Console(width=max(100, shutil.get_terminal_size((140, 40)).columns)).print(
+            doctor_table(rows, facts.mode.name)
+        )
+    return 0 if doctor.healthy(rows) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     if hasattr(args, "traces_run"):
         return traces_cli.guarded(args)
@@ -233,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
             build_args = dict(kv.split("=", 1) for kv in args.build_arg)
             commands.build(paths, args.services or ["proxy", "claude-sandbox"], build_args)
             return 0
+        case "doctor":
+            return run_doctor(args)
         case "verify":
             verify = importlib.import_module("ccstack.verify")
             code: int = verify.main(list(args.verify_args))

@@ -148,7 +148,9 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
             "(a server on this host: http://host.docker.internal:PORT/v1)"
         )
     if req.upstream_kind and not mode.user_server:
-        raise StackError(f"--upstream-kind is for a server you name (openai, lmstudio, ollama), not {mode.name}")
+        raise StackError(
+            f"--upstream-kind is for a server you name (openai, lmstudio, ollama), not mode {mode.name}"
+        )
     try:
         policies = load_policies(paths.repo / "policies")
     except ValueError as e:
@@ -202,6 +204,8 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
             "model": opts.model or mode.default_model,
             "runtime": opts.runtime,
             "context_window": opts.context_window,
+            "model_file": opts.model_file,
+            "hub_model": opts.hub_model,
             "warnings": warnings,
         },
     )

@@ -183,7 +183,8 @@ def ask_server(url: str, model: str | None, fetch: Fetch = http_fetch) -> Server
     if wanted:
         body = json.dumps({"model": wanted}).encode()
         readers.append(("/api/show", f"{root}/api/show", body, window_from_ollama_show))
-    readers.append(("/v1/models", f"{url.rstrip('/')}/models", None, lambda d: window_from_openai_models(d, wanted)))
+    models_url = f"{url.rstrip('/')}/models"
+    readers.append(("/v1/models", models_url, None, lambda d: window_from_openai_models(d, wanted)))
     for name, endpoint, body_, reader in readers:
         try:
             window = reader(fetch(endpoint, body_))

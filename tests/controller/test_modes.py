@@ -10,7 +10,15 @@ pytestmark = pytest.mark.unit
 
 def test_user_modes_exist() -> None:
     assert {
-        "local", "mlx", "openrouter", "anthropic", "subscription", "openai", "lmstudio", "ollama", "test"
+        "local",
+        "mlx",
+        "openrouter",
+        "anthropic",
+        "subscription",
+        "openai",
+        "lmstudio",
+        "ollama",
+        "test",
     } == set(MODES)
 
 

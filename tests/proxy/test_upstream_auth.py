@@ -78,7 +78,10 @@ async def test_the_beta_is_added_when_the_client_sends_none() -> None:
 
 async def test_the_default_stays_x_api_key_without_extra_betas() -> None:
     settings = Settings(
-        upstream="https://api.anthropic.test/v1", upstream_kind="anthropic", upstream_key="sk-ant-api", token=TOKEN
+        upstream="https://api.anthropic.test/v1",
+        upstream_kind="anthropic",
+        upstream_key="sk-ant-api",
+        token=TOKEN,
     )
     request = await send(settings, {"x-api-key": TOKEN, "anthropic-beta": "claude-code-20250219"})
     assert request.headers["x-api-key"] == "sk-ant-api"

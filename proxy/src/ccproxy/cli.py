@@ -30,8 +30,8 @@ HELP: dict[str, str] = {
     "upstream_key_file": "file holding the upstream API key (injected upstream; never sent by the client)",
     "upstream_auth": "anthropic kind: how the upstream key travels, x-api-key (default; API keys) or bearer "
     "(Authorization: Bearer, e.g. the OAuth token of `claude setup-token`)",
-    "upstream_betas": "anthropic kind: comma-separated betas added to every upstream request's anthropic-beta "
-    "header after the client's (e.g. oauth-2025-04-20)",
+    "upstream_betas": "anthropic kind: comma-separated betas added to every upstream request's "
+    "anthropic-beta header after the client's (e.g. oauth-2025-04-20)",
     "token": "client token the proxy accepts (Authorization: Bearer or x-api-key)",
     "token_file": "file holding the client token",
     "model": "default upstream model for names no mapping rule matches",
