@@ -201,7 +201,11 @@ def gather(paths: Paths, req: DoctorRequest, environ: Mapping[str, str] | None =
     window = ours.extra.get("context_window") or mode.context_window
     if window:
         facts["window"] = window
-        facts["window_source"] = "given to Claude Code by `ccstack up`"
+        facts["window_source"] = (
+            "read from the server by `ccstack up`, or its --context-window"
+            if mode.user_server
+            else "given to Claude Code by `ccstack up`"
+        )
     host_urls = [u for where, u in proxy_urls(ours).items() if where.startswith("on this host")]
     if not host_urls:
         return Facts(**facts)

@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import CLAUDE_P, Stack, http_json
+from stack_helpers import CLAUDE_P, REPO, Stack, http_json
 
 pytestmark = pytest.mark.stack
 
 MODEL = Path.home() / ".cache" / "ccsandbox" / "models" / "qwen2.5-coder-0.5b.gguf"
 LLAMA_CTX = 4096
+SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
+SCRIPT_IN_IMAGE = "/opt/scripted-upstream/scripted_upstream.py"
+"""This checkout's script, mounted over the image's: the image tag is shared by every checkout on the
+machine, and its /v1/messages is what these tests use."""
 
 
 def free_port() -> int:
@@ -77,6 +81,7 @@ def host_scripted(docker: Any) -> Iterator[int]:
         detach=True,
         name=f"ccsbx-test-host-scripted-{secrets.token_hex(3)}",
         ports={"8080/tcp": ("0.0.0.0", port)},
+        volumes={str(SCRIPT): {"bind": SCRIPT_IN_IMAGE, "mode": "ro"}},
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 60)
@@ -151,18 +156,20 @@ def test_anthropic_kind_passes_through_to_a_server_on_the_host(
     assert stack.token not in json.dumps(posts)
 
 
-FAKE_ANTHROPIC = """\
+FAKE_ANTHROPIC = f"""\
 # Test overlay: the scripted upstream standing in for api.anthropic.com on the egress network.
 services:
   fake-anthropic:
     image: ccsandbox/scripted-upstream:local
+    volumes:
+      - {{type: bind, source: {SCRIPT}, target: {SCRIPT_IN_IMAGE}, read_only: true}}
     networks: [egress]
     read_only: true
     cap_drop: [ALL]
     stop_signal: SIGINT
   proxy:
     depends_on:
-      fake-anthropic: {condition: service_healthy}
+      fake-anthropic: {{condition: service_healthy}}
 """
 
 AGENT_REQUESTS = """
