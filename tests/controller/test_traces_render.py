@@ -85,3 +85,18 @@ def test_modes_as_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: None)
     with pytest.raises(Exception, match="just up local"):
         replay.resolve_target("local", None)
+
+
+def test_server_and_subscription_modes_as_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    lmstudio = replay.resolve_target("lmstudio", "qwen2.5-coder-7b")
+    assert (lmstudio.url, lmstudio.model) == ("http://127.0.0.1:1234/v1", "qwen2.5-coder-7b")
+    with pytest.raises(Exception, match="give the server's URL"):
+        replay.resolve_target("openai", None)
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-x")
+    sub = replay.resolve_target("subscription", None)
+    assert (sub.kind, sub.key_env, sub.auth, sub.betas) == (
+        "anthropic",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "bearer",
+        ("oauth-2025-04-20",),
+    )

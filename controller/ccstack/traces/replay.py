@@ -46,6 +46,9 @@ class Target:
     features: str = "generic"
     model: str | None = None
     key_env: str | None = None
+    auth: str = "x-api-key"
+    """anthropic kind: how the key travels (bearer: the subscription mode's OAuth token)."""
+    betas: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -74,6 +77,8 @@ def target_from_mode(name: str, model: str | None) -> Target:
     from ccstack.modes import parse_mode
 
     mode = parse_mode(name)
+    if mode.needs_upstream:
+        raise TraceError(f"{name}: give the server's URL instead (--to http://HOST:PORT/v1)")
     url = mode.upstream.replace("host.docker.internal", "127.0.0.1")
     if name == "local":
         ip = stack_service_ip("llama-server", "backend")
@@ -89,6 +94,8 @@ def target_from_mode(name: str, model: str | None) -> Target:
         features=mode.backend_features,
         model=model or (None if name == "local" else mode.default_model),
         key_env=mode.key_env,
+        auth=mode.upstream_auth,
+        betas=mode.upstream_betas,
     )
 
 
@@ -136,7 +143,9 @@ def running_proxy(target: Target, work: Path, *, max_tokens: int) -> Iterator[tu
             key_file = Path(secrets) / "key"
             key_file.write_text(os.environ[target.key_env])
             key_file.chmod(0o600)
-            args += ["--upstream-key-file", str(key_file)]
+            args += ["--upstream-key-file", str(key_file), "--upstream-auth", target.auth]
+            if target.betas:
+                args += ["--upstream-betas", ",".join(target.betas)]
         work.mkdir(parents=True, exist_ok=True)
         with (work / "ccproxy.log").open("wb") as log:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
