@@ -52,7 +52,14 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(traces_run=run_trace)
     p = sub.add_parser("replay", help="send captured requests through ccproxy to other backends, compare")
     p.add_argument("traces", nargs="+", help="trace files (ccproxy traces or recorded requests), in order")
-    p.add_argument("--to", dest="targets", action=_TargetAction, required=True, metavar="MODE|URL")
+    p.add_argument(
+        "--to",
+        dest="targets",
+        action=_TargetAction,
+        required=True,
+        metavar="MODE|URL",
+        help="a target (repeatable): an OpenAI-compatible base URL, or local | mlx | openrouter | anthropic",
+    )
     p.add_argument("--model", dest="model", action=_TargetAction, help="the upstream model of the last --to")
     p.add_argument("--out", type=Path, help="result folder (default replays/<time>)")
     p.add_argument("--max-tokens", type=int, default=512, help="clamp for max_tokens (default 512)")

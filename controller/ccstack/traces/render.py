@@ -54,7 +54,7 @@ def list_table(traces: Sequence[Trace]) -> Table:
         table.add_column(column, justify="right" if column in ("msgs", "tools", "seconds") else "left")
     for t in traces:
         table.add_row(
-            t.file.name,
+            short_name(t.file.name),
             when(t.time),
             t.endpoint,
             (t.session or "-")[:8],
