@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="the built-in tools Claude Code offers in the sandbox, e.g. Bash,Edit,Read,Write "
             "(default: the mode's — local: Bash,Edit,Read,Write; others: the CLI's whole set = 'default')",
         )
+        p.add_argument(
+            "--trace",
+            action="store_true",
+            help="the proxy writes a redacted trace per request to "
+            "<state>/traces, read by `ccstack trace` and `ccstack replay`",
+        )
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
         p.add_argument(
@@ -172,6 +178,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         context_window=args.context_window,
         max_output_tokens=args.max_output_tokens,
         prompt_profile=args.prompt_profile,
+        trace=args.trace,
         agent_tools=args.agent_tools,
         publish_port=args.publish,
         project=args.project,

@@ -63,6 +63,7 @@ class UpRequest:
     wait_timeout: int = 600
     fetch: bool = True
     runtime: str | None = None  # the agent's OCI runtime (--runtime); None: policies/sandbox.yaml's
+    trace: bool = False  # the proxy writes a trace per request into <state>/traces (`ccstack trace`)
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,14 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         agent_tools=req.agent_tools,
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
+        trace_dir=str(paths.state_dir / "traces") if req.trace else None,
     )
     warnings: list[str] = []
+    if req.trace and req.fetch:  # `up`: the directory the proxy writes to, as the invoking user
+        traces = paths.state_dir / "traces"
+        traces.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(traces, uid, gid)
     if mode.local_model:
         opts = _local_model_options(paths, req, opts)
     if mode.user_server and req.fetch:  # `render` asks no server

@@ -52,6 +52,10 @@ class Reset:
     """Removes compose.yaml's value (``!reset``)."""
 
 
+TRACE_MOUNT = "/traces"
+"""Where the proxy writes its traces inside its container (`ccstack up --trace`)."""
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """Everything a mode needs from the outside, already resolved by the caller."""
@@ -74,6 +78,7 @@ class RenderOptions:
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
     extra_env: Mapping[str, str] = field(default_factory=dict)  # extra proxy environment
+    trace_dir: str | None = None  # host directory for the proxy's traces (CCPROXY_TRACE_DIR); None: off
     runtime: str = "runc"  # the agent's OCI runtime (ccstack.runtime); runc = Docker's default
 
 
@@ -121,6 +126,8 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
         env["CCPROXY_UPSTREAM_AUTH"] = mode.upstream_auth
     if mode.upstream_betas:
         env["CCPROXY_UPSTREAM_BETAS"] = ",".join(mode.upstream_betas)
+    if opts.trace_dir:
+        env["CCPROXY_TRACE_DIR"] = TRACE_MOUNT
     worst = worst_case_seconds(mode, opts)
     if worst is not None:
         env["CCPROXY_READ_TIMEOUT"] = str(worst)  # a backend silent while it prefills a whole window
@@ -248,6 +255,11 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
                 }
             }
     proxy["networks"] = proxy_networks
+    if opts.trace_dir:
+        # The traces (0600) must be readable by the user running `ccstack trace`: the proxy writes them
+        # as that user (its secrets are 0644 files, so it still reads them).
+        proxy["user"] = f"{opts.uid}:{opts.gid}"
+        proxy["volumes"] = [{"type": "bind", "source": opts.trace_dir, "target": TRACE_MOUNT}]
 
     sandbox: dict[str, Any] = {"environment": Override(sandbox_environment(mode, opts, policies))}
     if opts.runtime != "runc":

@@ -117,6 +117,16 @@ def test_prompt_profile_reaches_the_proxy_only_when_given() -> None:
     assert env["CCPROXY_PROMPT_PROFILE"] == "lean"
 
 
+def test_traces_are_written_as_the_user_into_the_state_directory() -> None:
+    proxy = services("local")["proxy"]
+    assert "CCPROXY_TRACE_DIR" not in proxy["environment"]
+    assert "user" not in proxy
+    proxy = services("local", trace_dir="/state/traces")["proxy"]
+    assert proxy["environment"]["CCPROXY_TRACE_DIR"] == "/traces"
+    assert proxy["volumes"] == [{"type": "bind", "source": "/state/traces", "target": "/traces"}]
+    assert proxy["user"] == f"{opts().uid}:{opts().gid}"
+
+
 @pytest.mark.parametrize(
     ("mode", "agent_tools", "expected"),
     [

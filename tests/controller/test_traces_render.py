@@ -73,6 +73,9 @@ def test_modes_as_targets(monkeypatch: pytest.MonkeyPatch) -> None:
         "llama-server",
         "qwen",
     )
+    assert replay.resolve_target("local", None).label == "local"
+    scripted = replay.resolve_target("test", None)
+    assert scripted.url == "http://172.18.0.5:8080/v1"
     mlx = replay.resolve_target("mlx", None)
     assert mlx.url.startswith("http://127.0.0.1:")
     assert mlx.features == "generic"

@@ -52,7 +52,9 @@ class Target:
 
     @property
     def label(self) -> str:
-        return self.model or urlsplit(self.url).netloc or self.spec
+        if self.model:
+            return self.model
+        return urlsplit(self.url).netloc if self.spec.startswith(("http://", "https://")) else self.spec
 
 
 def target_from_url(url: str, model: str | None) -> Target:
@@ -73,18 +75,20 @@ def target_from_url(url: str, model: str | None) -> Target:
 
 def target_from_mode(name: str, model: str | None) -> Target:
     """A mode of the stack, reached from this host: local = the running stack's llama-server (its address
-    on the backend network, Linux), mlx = mlx_lm.server on 127.0.0.1, cloud modes with their key."""
+    on the backend network, Linux; `test`: its scripted upstream), mlx = mlx_lm.server on 127.0.0.1, cloud
+    modes with their key."""
     from ccstack.modes import parse_mode
 
     mode = parse_mode(name)
     if mode.needs_upstream:
         raise TraceError(f"{name}: give the server's URL instead (--to http://HOST:PORT/v1)")
     url = mode.upstream.replace("host.docker.internal", "127.0.0.1")
-    if name == "local":
-        ip = stack_service_ip("llama-server", "backend")
+    if mode.backend_services:  # a container of the stack (local: llama-server; test: the scripted one)
+        service = mode.backend_services[0]
+        ip = stack_service_ip(service, "backend")
         if ip is None:
-            raise TraceError("local: no running llama-server of the stack (just up local), or give its URL")
-        url = f"http://{ip}:8080/v1"
+            raise TraceError(f"{name}: no running {service} of the stack (just up {name}), or give its URL")
+        url = url.replace(f"//{urlsplit(url).hostname}:", f"//{ip}:", 1)
     if mode.key_env and not os.environ.get(mode.key_env):
         raise TraceError(f"{name}: set {mode.key_env} (the upstream key) to replay against it")
     return Target(
@@ -92,7 +96,7 @@ def target_from_mode(name: str, model: str | None) -> Target:
         url=url,
         kind=mode.upstream_kind,
         features=mode.backend_features,
-        model=model or (None if name == "local" else mode.default_model),
+        model=model or (None if mode.backend_services else mode.default_model),
         key_env=mode.key_env,
         auth=mode.upstream_auth,
         betas=mode.upstream_betas,
