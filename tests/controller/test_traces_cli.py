@@ -163,12 +163,12 @@ def test_a_whole_claude_code_session(capsys: pytest.CaptureFixture[str]) -> None
 def test_auto_backend_without_a_stack_is_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
     from ccstack.traces import counting, replay
 
-    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: None)
+    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network, project=None: None)
     counter, warning = counting.make_counter("auto")
     assert isinstance(counter, TiktokenCounter)
     assert warning is None
 
-    def no_docker(service: str, network: str) -> str:
+    def no_docker(service: str, network: str, project: str | None = None) -> str:
         raise OSError("no daemon")
 
     monkeypatch.setattr(replay, "stack_service_ip", no_docker)

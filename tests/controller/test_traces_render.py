@@ -65,7 +65,7 @@ def test_sse_events() -> None:
 
 
 def test_modes_as_targets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: "172.18.0.5")
+    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network, project=None: "172.18.0.5")
     local = replay.resolve_target("local", "qwen")
     assert (local.url, local.kind, local.features, local.model) == (
         "http://172.18.0.5:8080/v1",
@@ -85,7 +85,7 @@ def test_modes_as_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     anthropic = replay.resolve_target("anthropic", None)
     assert (anthropic.kind, anthropic.key_env) == ("anthropic", "ANTHROPIC_API_KEY")
-    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network: None)
+    monkeypatch.setattr(replay, "stack_service_ip", lambda service, network, project=None: None)
     with pytest.raises(Exception, match="just up local"):
         replay.resolve_target("local", None)
 

@@ -103,7 +103,7 @@ def run_trace(args: argparse.Namespace) -> int:
         else:
             console.print(render.list_table(traces))
         return 0
-    counter, warning = make_counter(args.backend)
+    counter, warning = make_counter(args.backend, getattr(args, "project", None))
     if warning:  # on stderr: stdout stays JSON with --json
         render.console(stderr=True).print(f"[yellow]{warning}[/yellow]", highlight=False)
     if args.action == "analyze":
@@ -161,7 +161,10 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"skipped {skipped} traces that are not /v1/messages requests", file=sys.stderr)
     if not traces:
         raise reading.TraceError("nothing to replay: no /v1/messages request among the traces")
-    targets = [replay.resolve_target(spec, model or args.default_model) for spec, model in args.targets]
+    project = getattr(args, "project", None)
+    targets = [
+        replay.resolve_target(spec, model or args.default_model, project) for spec, model in args.targets
+    ]
     out = args.out or Path("replays") / time.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     results = replay.replay(traces, targets, out, max_tokens=args.max_tokens, timeout=args.timeout)

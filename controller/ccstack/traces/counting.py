@@ -69,22 +69,22 @@ class LlamaServerCounter:
         return len(tokens["tokens"])
 
 
-def stack_llama_server() -> str | None:
+def stack_llama_server(project: str | None = None) -> str | None:
     """The running stack's llama-server (local mode), if there is one this host can reach."""
     try:
         from ccstack.traces.replay import stack_service_ip
 
-        ip = stack_service_ip("llama-server", "backend")
+        ip = stack_service_ip("llama-server", "backend", project)
     except Exception:  # no Docker, no daemon, no permission: no stack to ask
         return None
     return None if ip is None else f"http://{ip}:8080"
 
 
-def make_counter(backend: str | None) -> tuple[Counter, str | None]:
+def make_counter(backend: str | None, project: str | None = None) -> tuple[Counter, str | None]:
     """The llama-server counter when `backend` answers, else tiktoken; and why llama-server was not used.
     `auto`: the running stack's llama-server when there is one; `none`: tiktoken."""
     if backend == "auto":
-        backend = stack_llama_server()
+        backend = stack_llama_server(project)
     if backend and backend != "none":
         try:
             return LlamaServerCounter(backend), None

@@ -73,7 +73,7 @@ def target_from_url(url: str, model: str | None) -> Target:
     return Target(spec=url, url=base, features=features, model=model)
 
 
-def target_from_mode(name: str, model: str | None) -> Target:
+def target_from_mode(name: str, model: str | None, project: str | None = None) -> Target:
     """A mode of the stack, reached from this host: local = the running stack's llama-server (its address
     on the backend network, Linux; `test`: its scripted upstream), mlx = mlx_lm.server on 127.0.0.1, cloud
     modes with their key."""
@@ -85,7 +85,7 @@ def target_from_mode(name: str, model: str | None) -> Target:
     url = mode.upstream.replace("host.docker.internal", "127.0.0.1")
     if mode.backend_services:  # a container of the stack (local: llama-server; test: the scripted one)
         service = mode.backend_services[0]
-        ip = stack_service_ip(service, "backend")
+        ip = stack_service_ip(service, "backend", project)
         if ip is None:
             raise TraceError(f"{name}: no running {service} of the stack (just up {name}), or give its URL")
         url = url.replace(f"//{urlsplit(url).hostname}:", f"//{ip}:", 1)
@@ -103,11 +103,11 @@ def target_from_mode(name: str, model: str | None) -> Target:
     )
 
 
-def stack_service_ip(service: str, network: str) -> str | None:
+def stack_service_ip(service: str, network: str, project: str | None = None) -> str | None:
     """The address of the running stack's service on one of its networks (reachable from a Linux host)."""
     import docker
 
-    project = os.environ.get("CCSANDBOX_PROJECT", "ccsandbox")
+    project = project or os.environ.get("CCSANDBOX_PROJECT", "ccsandbox")
     labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
     for container in docker.from_env().containers.list(filters={"label": labels}):
         net = container.attrs["NetworkSettings"]["Networks"].get(f"{project}_{network}") or {}
@@ -116,10 +116,11 @@ def stack_service_ip(service: str, network: str) -> str | None:
     return None
 
 
-def resolve_target(spec: str, model: str | None) -> Target:
+def resolve_target(spec: str, model: str | None, project: str | None = None) -> Target:
+    """A mode (of the Compose project `project`, default $CCSANDBOX_PROJECT) or a URL."""
     from ccstack.modes import MODES
 
-    return target_from_mode(spec, model) if spec in MODES else target_from_url(spec, model)
+    return target_from_mode(spec, model, project) if spec in MODES else target_from_url(spec, model)
 
 
 def free_port() -> int:
