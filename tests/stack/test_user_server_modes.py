@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from stack_helpers import CLAUDE_P, REPO, Stack, http_json
 
 pytestmark = pytest.mark.stack
 
-MODEL = Path.home() / ".cache" / "ccsandbox" / "models" / "qwen2.5-coder-0.5b.gguf"
+MODELS = Path.home() / ".cache" / "ccsandbox" / "models"
+MODEL = MODELS / "qwen2.5-coder-0.5b.gguf"
+NO_TOOLS_MODEL = MODELS / "smollm2-135m.gguf"  # a tiny chat model: answers text when asked for a tool
 LLAMA_CTX = 4096
 SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
 SCRIPT_IN_IMAGE = "/opt/scripted-upstream/scripted_upstream.py"
@@ -51,25 +54,31 @@ def wait_http(url: str, seconds: float) -> None:
             time.sleep(1)
 
 
-@pytest.fixture(scope="module")
-def host_llama(docker: Any) -> Iterator[int]:
+@contextmanager
+def llama_on_a_host_port(docker: Any, model: Path, template: str) -> Iterator[int]:
     """llama-server as a user runs it by hand: a container published on a host port (all interfaces)."""
-    if not MODEL.is_file():
-        pytest.fail(f"{MODEL} is missing: `just model qwen2.5-coder-0.5b`")
+    if not model.is_file():
+        pytest.fail(f"{model} is missing: `just model {model.stem}`")
     port = free_port()
     c = docker.containers.run(
         "ccsandbox/llama-server:local",
         detach=True,
         name=f"ccsbx-test-host-llama-{secrets.token_hex(3)}",
         ports={"8080/tcp": ("0.0.0.0", port)},
-        volumes={str(MODEL): {"bind": "/models/model.gguf", "mode": "ro"}},
-        environment={"LLAMA_CTX_PER_SLOT": str(LLAMA_CTX), "LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools"},
+        volumes={str(model): {"bind": "/models/model.gguf", "mode": "ro"}},
+        environment={"LLAMA_CTX_PER_SLOT": str(LLAMA_CTX), "LLAMA_CHAT_TEMPLATE": template},
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 300)
         yield port
     finally:
         c.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def host_llama(docker: Any) -> Iterator[int]:
+    with llama_on_a_host_port(docker, MODEL, "qwen2.5-coder-tools") as port:
+        yield port
 
 
 @pytest.fixture
@@ -130,6 +139,21 @@ def test_openai_mode_reads_window_and_model_from_llama_server_on_the_host(
     assert rows["tool call"]["status"] == "ok", rows["tool call"]
     assert report["ok"], report
     assert r.returncode == 0
+
+
+def test_doctor_finds_a_real_model_that_cannot_call_tools(stack: Stack, docker: Any) -> None:
+    with llama_on_a_host_port(docker, NO_TOOLS_MODEL, "") as port:  # its own chat template
+        stack.ccstack("up", "openai", "--upstream", f"http://host.docker.internal:{port}/v1")
+        r = stack.ccstack("doctor", "--json", check=False, timeout=900)
+    report = json.loads(r.stdout)
+    rows = {c["name"]: c for c in report["checks"]}
+    print(json.dumps(rows["tool call"], indent=1))
+    assert r.returncode == 1
+    assert rows["backend"]["status"] == "ok"
+    assert rows["tool call"]["status"] == "fail"
+    assert "answered text, no tool call" in rows["tool call"]["detail"]
+    assert "tool-capable model" in rows["tool call"]["fix"]
+    assert [c["name"] for c in report["checks"] if c["status"] == "fail"] == ["tool call"]
 
 
 def test_anthropic_kind_passes_through_to_a_server_on_the_host(
