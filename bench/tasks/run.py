@@ -134,6 +134,7 @@ def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_t
         "tools": candidate.tools,
         "task": task.name,
         "run": index,
+        "max_turns": max_turns,
         "ok": outcome.ok,
         "detail": outcome.detail,
         "wall_s": round(wall, 1),
@@ -158,8 +159,9 @@ def done_runs(path: Path) -> set[tuple[str, str, int]]:
 def plan(
     candidates: list[Candidate], tasks: tuple[Task, ...], runs: int
 ) -> Iterator[tuple[Candidate, Task, int]]:
-    for candidate in candidates:
-        for index in range(1, runs + 1):
+    # Run 1 of every candidate first, then run 2, ...: a partial suite still compares every candidate.
+    for index in range(1, runs + 1):
+        for candidate in candidates:
             for task in tasks:
                 yield candidate, task, index
 
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", help="comma-separated task names (default: all)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run (then: failed)")
-    parser.add_argument("--max-turns", type=int, default=12)
+    parser.add_argument("--max-turns", type=int, default=8)
     parser.add_argument("--keep-up", action="store_true", help="leave the last candidate's stack running")
     args = parser.parse_args(argv)
     candidates = [Candidate.parse(s) for s in args.candidates.split(",") if s.strip()]
