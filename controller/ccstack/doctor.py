@@ -230,7 +230,12 @@ def check_proxy(f: Facts) -> list[Check]:
     if h.status == 200:
         rows.append(Check("backend", "ok", f"answers ({body.get('upstream', '?')})"))
     else:
-        hint = f.mode.unreachable_hint or "check the upstream URL and key; `just logs proxy`"
+        services = " ".join(f.mode.backend_services)
+        hint = f.mode.unreachable_hint or (
+            f"`just logs {services}`, then `just up {f.mode.name}`"
+            if services
+            else "check the upstream URL and key; `just logs proxy`"
+        )
         error = body.get("error") or str(h.body)[:200]
         rows.append(Check("backend", "fail", f"proxy /health {h.status}: {error}", hint))
     rows.append(check_window(f, body))

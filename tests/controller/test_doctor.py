@@ -105,6 +105,7 @@ def test_a_stopped_backend() -> None:
     assert "just logs llama-server" in (rows["service llama-server"].fix or "")
     assert rows["backend"].status == "fail"
     assert "upstream unreachable" in rows["backend"].detail
+    assert rows["backend"].fix == "`just logs llama-server`, then `just up local`"
     assert rows["tool call"].status == "skip"
 
 
