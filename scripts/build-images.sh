@@ -2,6 +2,8 @@
 # Build every image of the stack, idempotently (Docker's layer cache: seconds when nothing changed).
 #   ccsandbox/proxy, ccsandbox/claude-sandbox, ccsandbox/scripted-upstream, ccsandbox/egress-proxy
 #   (docker compose build), ccsandbox/llama-server (scripts/build-llama-server.sh: from sources on PyPI).
+#   The sandbox gets the extra packages of policies/toolchain.yaml (ccstack build; README "The sandbox's
+#   toolchain").
 # Env:
 #   CCSTACK_LOCAL_BASES=1   offline CI: build the local stand-in bases (scripts/build-local-bases.sh) and
 #                           use them (PYTHON_IMAGE, NODE_IMAGE, DEBIAN_IMAGE build args)

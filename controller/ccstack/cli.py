@@ -7,7 +7,8 @@
     ccstack claude [DIR] [-- CLAUDE_ARGS...]                          the agent with DIR at /workspace
     ccstack status | logs [SERVICE...] [-f] | down [--volumes]
     ccstack render MODE                                               print the generated overlay
-    ccstack build [SERVICE...] [--build-arg K=V]                      build the images
+    ccstack build [SERVICE...] [--build-arg K=V] [--toolchain FILE]   build the images (the sandbox
+                                                                      with policies/toolchain.yaml's extras)
     ccstack verify [...]                                              isolation self-check (ccstack.verify)
     ccstack trace list|analyze TRACE|compare DIR; replay TRACE... --to MODE|URL   (ccstack.traces.cli)
     ccstack doctor [MODE] [--json] [--no-probe]                       is everything in place; a real tool call
@@ -24,6 +25,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -36,6 +38,7 @@ from ccstack.local_model import DEFAULT_MODEL
 from ccstack.modes import MODES
 from ccstack.render import to_yaml
 from ccstack.state import DEFAULT_PROJECT, default_paths
+from ccstack.toolchain import describe as describe_toolchain
 from ccstack.traces import cli as traces_cli
 
 
@@ -151,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build the images (docker compose build)")
     p.add_argument("services", nargs="*", help="default: proxy claude-sandbox")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--toolchain",
+        metavar="FILE",
+        help="extra packages baked into the sandbox image (default: policies/toolchain.yaml)",
+    )
     p = sub.add_parser(
         "doctor", help="check Docker, images, ports, the model, the backend and a real tool call (+ fixes)"
     )
@@ -288,7 +296,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         case "build":
             build_args = dict(kv.split("=", 1) for kv in args.build_arg)
-            commands.build(paths, args.services or ["proxy", "claude-sandbox"], build_args)
+            toolchain_file = Path(args.toolchain).resolve() if args.toolchain else None
+            services = args.services or ["proxy", "claude-sandbox"]
+            extras = commands.build(paths, services, build_args, toolchain_file)
+            if extras is not None and not extras.empty:
+                print(f"extra packages for claude-sandbox: {describe_toolchain(extras)}", file=sys.stderr)
             return 0
         case "doctor":
             return run_doctor(args)

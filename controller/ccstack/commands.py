@@ -5,7 +5,7 @@
     down(paths, volumes=...)               the project removed, its token and state forgotten
     status(paths) -> Status                services, the proxy's URLs, whether its upstream answers
     logs(paths, services, ...) -> int      `docker compose logs` (streamed)
-    build(paths, services, build_args)     `docker compose build`
+    build(paths, services, build_args)     `docker compose build` (the sandbox with policies/toolchain.yaml)
 
 What a mode needs is read from its :class:`~ccstack.modes.Mode` fields (``local_model``, ``key_env``,
 ``unreachable_hint``, ...), never from its name.
@@ -20,8 +20,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from ccstack import local_model, server_info
+from ccstack import local_model, server_info, toolchain
 from ccstack.checks import agent_runtime, check_docker, check_port_free, require_runtime
 from ccstack.compose import run_compose, service_table, validate
 from ccstack.egress import render_squid_conf
@@ -325,8 +326,25 @@ def logs(paths: Paths, services: Sequence[str], *, follow: bool = False, tail: i
     return run_compose(paths, state, args, check=False).returncode
 
 
-def build(paths: Paths, services: Sequence[str], build_args: Mapping[str, str]) -> None:
+def build(
+    paths: Paths, services: Sequence[str], build_args: Mapping[str, str], toolchain_file: Path | None = None
+) -> toolchain.Toolchain | None:
+    """`docker compose build SERVICES`. The sandbox gets the extra packages of policies/toolchain.yaml (or
+    ``toolchain_file``) as build arguments, which explicit ``build_args`` override; returns them (None
+    when the sandbox is not among the services)."""
     check_docker()
+    extras = None
+    if toolchain.SERVICE in services:
+        if toolchain_file is not None and not toolchain_file.is_file():
+            raise StackError(f"toolchain policy {toolchain_file} not found")
+        try:
+            if toolchain_file is not None:
+                extras = toolchain.load_toolchain(toolchain_file.parent, toolchain_file.name)
+            else:
+                extras = toolchain.load_toolchain(paths.repo / "policies")
+        except ValueError as e:
+            raise StackError(str(e)) from None
+        build_args = toolchain.build_args(extras) | dict(build_args)
     state = State(
         mode="build",
         project=DEFAULT_PROJECT,
@@ -339,3 +357,4 @@ def build(paths: Paths, services: Sequence[str], build_args: Mapping[str, str]) 
     for k, v in build_args.items():
         args += ["--build-arg", f"{k}={v}"]
     run_compose(paths, state, [*args, *services])
+    return extras

@@ -197,7 +197,9 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
     if tools and tools != "default":
         env["CCSANDBOX_TOOLS"] = tools  # claude-sandbox/entrypoint.sh: `claude --tools=...`
     if policies.egress.enabled:
+        # pip, npm, curl and git read these: package registries through Squid's allowlist.
         env |= {
+            "CCSANDBOX_REGISTRIES": "on",
             "HTTPS_PROXY": EGRESS_PROXY_URL,
             "HTTP_PROXY": EGRESS_PROXY_URL,
             "https_proxy": EGRESS_PROXY_URL,
@@ -205,6 +207,11 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
             "NO_PROXY": "proxy,localhost,127.0.0.1",
             "no_proxy": "proxy,localhost,127.0.0.1",
         }
+    else:
+        # No registry is reachable: pip and npm give up after one try on the unresolvable name (pip
+        # after one retry: its warning names the cause, a bare failure would not) instead of retrying
+        # for a minute or more; CCSANDBOX_REGISTRIES tells scripts (and the agent) why.
+        env |= {"CCSANDBOX_REGISTRIES": "off", "PIP_RETRIES": "1", "NPM_CONFIG_FETCH_RETRIES": "0"}
     return env
 
 

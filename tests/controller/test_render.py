@@ -275,6 +275,18 @@ def test_registries_policy_adds_the_egress_proxy() -> None:
     env = plain(rendered.overlay)["services"]["claude-sandbox"]["environment"]
     assert env["HTTPS_PROXY"] == "http://egress-proxy:3128"
     assert "proxy" in env["NO_PROXY"].split(",")
+    assert env["CCSANDBOX_REGISTRIES"] == "on"
+    assert "PIP_RETRIES" not in env  # pip and npm keep their retries for the real registries
+
+
+def test_without_registries_pip_and_npm_fail_fast() -> None:
+    rendered = render(parse_mode("local"), opts(), policies())
+    env = plain(rendered.overlay)["services"]["claude-sandbox"]["environment"]
+    assert "HTTPS_PROXY" not in env
+    assert "https_proxy" not in env
+    assert env["CCSANDBOX_REGISTRIES"] == "off"
+    assert env["PIP_RETRIES"] == "1"
+    assert env["NPM_CONFIG_FETCH_RETRIES"] == "0"
 
 
 def test_publish_without_egress_uses_a_network_without_nat() -> None:
