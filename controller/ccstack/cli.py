@@ -212,6 +212,8 @@ def format_status(st: commands.Status) -> str:
         lines.append(f"upstream: {reachable} (proxy /health: {code} {body[:200]})")
         if not st.healthy and st.hint:
             lines.append(f"  {st.hint}")
+    for i, line in enumerate(st.backend):
+        lines.append(f"{'backend:' if i == 0 else '':<9}{line}")
     lines.append(
         "agent: `ccstack claude [DIR]` or `docker compose run --rm claude-sandbox` (CCSANDBOX_WORKDIR=DIR)"
     )

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ccstack import local_model, progress, server_info, toolchain, up_wait
+from ccstack import local_model, progress, server_info, slots_status, toolchain, up_wait
 from ccstack.checks import agent_runtime, check_docker, check_port_free, require_runtime
 from ccstack.compose import run_compose, service_table, validate
 from ccstack.egress import render_squid_conf
@@ -88,6 +88,7 @@ class Status:
     urls: dict[str, str]
     health: tuple[int, str] | None = None  # the proxy's /health (None: no URL on this host)
     hint: str | None = None  # what to do when the upstream does not answer
+    backend: tuple[str, ...] = ()  # llama-server's slots: idle, a prefill with its progress, generating
 
     @property
     def healthy(self) -> bool:
@@ -303,6 +304,12 @@ def status(paths: Paths) -> Status:
     urls = proxy_urls(state)
     host_urls = [u for w, u in urls.items() if w.startswith("on this host")]
     health = proxy_health(host_urls[0]) if host_urls else None
+    backend: list[str] = []
+    if "llama-server" in state.services:
+        try:
+            backend = slots_status.read(state.project)
+        except Exception as e:  # a backend that cannot be asked must not hide the rest of the status
+            backend = [f"cannot ask llama-server ({type(e).__name__}: {str(e)[:200]})"]
     return Status(
         mode=state.mode,
         project=state.project,
@@ -312,6 +319,7 @@ def status(paths: Paths) -> Status:
         urls=urls,
         health=health,
         hint=parse_mode(state.mode).unreachable_hint,
+        backend=tuple(backend),
     )
 
 

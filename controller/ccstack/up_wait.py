@@ -63,13 +63,17 @@ def describe(services: Sequence[Service], backend_health: str | None = None) -> 
     unready_names = [s.name for s in waiting]
     parts = []
     for s in waiting:
-        if s.name == BACKEND and s.state == "running":
+        if s.name == BACKEND and s.state == "running" and (backend_health or "").startswith("200"):
+            what = f"answers ({backend_health}), Docker's health check pending"
+        elif s.name == BACKEND and s.state == "running":
             what = "loading the model"
             if backend_health:
                 what += f" ({backend_health})"
         elif s.state == "created":
             others = [n for n in unready_names if n != s.name]
             what = f"created (waits for {', '.join(others)})" if others else "created"
+        elif s.state == "running" and s.health == "starting":
+            what = "starting (health check pending)"
         else:
             what = s.state + (f", {s.health}" if s.health else "")
         parts.append(f"{s.name} {what}")
