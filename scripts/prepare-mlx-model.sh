@@ -81,7 +81,11 @@ trap 'rm -rf "$tmp"' EXIT
 log "converting $gguf -> $out"
 args=("$gguf" "$tmp/model" --check)
 if [[ $q_bits == 0 ]]; then args+=(--q-bits 0 --dtype bfloat16); else args+=(--q-bits "$q_bits"); fi
-"$venv/bin/python" "$converter" "${args[@]}" 2> >(grep -v 'it/s\]' >&2)
+if [[ -x $repo/.venv/bin/python ]]; then  # each step with its time, transformers' tensor count as a bar
+  "$repo/.venv/bin/python" -m ccstack.step_progress "converting to MLX" -- "$venv/bin/python" "$converter" "${args[@]}"
+else
+  "$venv/bin/python" "$converter" "${args[@]}" 2> >(grep -v 'it/s\]' >&2)
+fi
 echo "$want" >"$tmp/model/.ccsandbox-stamp"
 chmod -R a+rX "$tmp/model"
 rm -rf "$out"
