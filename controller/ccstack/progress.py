@@ -24,8 +24,6 @@ from rich.progress import (
     Progress,
     SpinnerColumn,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 
 PLAIN_INTERVAL = 10.0
@@ -60,16 +58,23 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{s:02d}"
 
 
+def rate_and_eta(done: int, total: int | None, elapsed: float) -> tuple[str | None, str | None]:
+    """The mean speed so far and the time left at that speed ("9.8 MB/s", "40 s"); None: unknown."""
+    if elapsed <= 0 or done <= 0:
+        return None, None
+    speed = done / elapsed
+    eta = format_duration((total - done) / speed) if total and done < total else None
+    return f"{format_bytes(speed)}/s", eta
+
+
 def bytes_line(label: str, done: int, total: int | None, elapsed: float) -> str:
     """One plain progress line for a transfer: how much, how fast, how long still."""
     parts = [f"{label}: {format_bytes(done)}"]
     if total:
         parts[0] += f"/{format_bytes(total)} ({min(done / total, 1.0):.0%})"
-    if elapsed > 0 and done > 0:
-        speed = done / elapsed
-        parts.append(f"{format_bytes(speed)}/s")
-        if total and done < total:
-            parts.append(f"ETA {format_duration((total - done) / speed)}")
+    rate, eta = rate_and_eta(done, total, elapsed)
+    parts += [rate] if rate else []
+    parts += [f"ETA {eta}"] if eta else []
     return ", ".join(parts)
 
 
@@ -121,21 +126,26 @@ def transfer(
         finally:
             plain.close()
         return
+    # speed and ETA as the mean so far: rich's own columns restart theirs whenever the total changes
+    # (the estimate of a download's total does, as wheels complete)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA {task.fields[eta]}"),
     )
+    start = clock()
     with Progress(*columns, console=Console(file=out)) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(label, total=total, rate="?", eta="?")
+        known = [total]
 
         def update(done: int, new_total: int | None = None) -> None:
             if new_total is not None:
-                bar.update(task, total=new_total)
-            bar.update(task, completed=done)
+                known[0] = new_total
+            rate, eta = rate_and_eta(done, known[0], clock() - start)
+            eta = eta or ("0 s" if rate else "?")
+            bar.update(task, total=known[0], completed=done, rate=rate or "?", eta=eta)
 
         yield update
 
