@@ -180,7 +180,12 @@ def waiting(
         yield _PlainWait(label, out, clock).update
         return
     start = clock()
-    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.fields[what]}, {task.fields[seconds]}"))
+    # the seconds first: a line wider than the terminal is cut at its end
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.fields[seconds]:>5}"),
+        TextColumn("{task.description}: {task.fields[what]}"),
+    )
     with Progress(*columns, console=Console(file=out), transient=False) as spinner:
         task = spinner.add_task(label, total=None, what="starting", seconds="0 s")
 

@@ -75,6 +75,17 @@ def test_status_output() -> None:
     healthy = Status(**{**st.__dict__, "health": (200, "{}")})
     assert "upstream: reachable (proxy /health: 200 {})" in cli.format_status(healthy)
     assert st.hint not in cli.format_status(healthy)
+    prefill = (
+        "slot 0 prefill: 2048 tokens processed (0 cached)",
+        "slot 1 idle",
+        "proxy: req_1 prefill 2048/8056",
+    )
+    lines = cli.format_status(Status(**{**healthy.__dict__, "backend": prefill})).splitlines()
+    assert lines[-4:-1] == [
+        "backend: slot 0 prefill: 2048 tokens processed (0 cached)",
+        "         slot 1 idle",
+        "         proxy: req_1 prefill 2048/8056",
+    ]
 
 
 @pytest.mark.parametrize(
