@@ -14,7 +14,7 @@ no change to the proxy):
 
     backend: slot 0 prefill: 2048 tokens processed, 4096 handed to the model (0 cached)
              slot 1 idle
-             proxy: req_95b0… prefill 2048/8056 tokens (0 cached) 72.3 s, 28 tok/s
+             proxy: req_95b0… prefill 2048/8056 tokens (0 cached) 72.3 s, 28 tok/s: 25%, about 3:35 left
 """
 
 from __future__ import annotations
@@ -25,10 +25,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ccstack.progress import format_duration
+
 RECENT = 300
 """Seconds of the proxy's log searched for a prefill line."""
 _SLOTS = ["curl", "-s", "-m", "5", "http://127.0.0.1:8080/slots"]
-PREFILL = re.compile(r"(req_\w+) prefill (\d+)/(\d+) tokens \((\d+) cached\)[^\n]*")
+PREFILL = re.compile(
+    r"(?P<request>req_\w+) prefill (?P<done>\d+)/(?P<total>\d+) tokens \((?P<cached>\d+) cached\)"
+    r" [\d.]+ s(?:, (?P<rate>\d+) tok/s)?"
+)
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,19 @@ def slot_line(slot: Slot) -> str:
 
 
 def latest_prefill(log: str) -> str | None:
-    """The proxy's newest prefill progress line in a stretch of its log (only the progress part)."""
+    """The proxy's newest prefill progress line in a stretch of its log (only the progress part), with
+    the share done and the time left at its rate."""
     matches = list(PREFILL.finditer(log))
-    return matches[-1].group(0).strip() if matches else None
+    if not matches:
+        return None
+    m = matches[-1]
+    done, total, rate = int(m["done"]), int(m["total"]), int(m["rate"] or 0)
+    line = m.group(0).strip()
+    if total:
+        line += f": {min(done / total, 1.0):.0%}"
+    if rate and done < total:
+        line += f", about {format_duration((total - done) / rate)} left"
+    return line
 
 
 def backend_lines(slots: list[Slot], proxy_log: str | None) -> list[str]:

@@ -49,7 +49,15 @@ def test_parse_slots_skips_what_is_not_a_slot() -> None:
 
 
 def test_latest_prefill() -> None:
-    assert latest_prefill(LOG) == "req_95b0 prefill 4096/8056 tokens (0 cached) 144.0 s, 28 tok/s"
+    assert latest_prefill(LOG) == (
+        "req_95b0 prefill 4096/8056 tokens (0 cached) 144.0 s, 28 tok/s: 51%, about 2:21 left"
+    )
+    assert latest_prefill("req_1 prefill 2048/2048 tokens (0 cached) 9.0 s, 227 tok/s") == (
+        "req_1 prefill 2048/2048 tokens (0 cached) 9.0 s, 227 tok/s: 100%"
+    )
+    assert latest_prefill("req_1 prefill 10/20 tokens (0 cached) 0.0 s") == (
+        "req_1 prefill 10/20 tokens (0 cached) 0.0 s: 50%"  # no rate (no time yet): no estimate
+    )
     assert latest_prefill("nothing here\n") is None
 
 
@@ -58,7 +66,7 @@ def test_backend_lines_add_the_proxys_line_only_while_a_prompt_is_processed() ->
     assert backend_lines(prefill, LOG) == [
         "slot 0 prefill: 4096 tokens processed, 6144 handed to the model (0 cached)",
         "slot 1 idle",
-        "proxy: req_95b0 prefill 4096/8056 tokens (0 cached) 144.0 s, 28 tok/s",
+        "proxy: req_95b0 prefill 4096/8056 tokens (0 cached) 144.0 s, 28 tok/s: 51%, about 2:21 left",
     ]
     assert backend_lines([Slot(0, False), Slot(1, False)], LOG) == ["slot 0 idle", "slot 1 idle"]
     assert backend_lines([Slot(0, True, 10, 10, 0, 3)], LOG) == ["slot 0 generating: 3 tokens so far"]
