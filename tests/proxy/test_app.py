@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from ccproxy.app import Call, create_app, log_line
+from ccproxy.app import create_app
+from ccproxy.calls import Call, log_line
 from ccproxy.config import Settings
 from ccproxy.relay import StreamStats
 
@@ -387,7 +388,7 @@ async def test_unexpected_proxy_bug_is_a_clean_500(monkeypatch: pytest.MonkeyPat
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("ccproxy.app.to_anthropic_message", boom)
+    monkeypatch.setattr("ccproxy.plan.to_anthropic_message", boom)
     upstream = FakeUpstream(httpx.Response(200, json=completion({"role": "assistant", "content": "ok"})))
     async with client_for(upstream) as client:
         r = await client.post("/v1/messages", json=messages_body())

@@ -24,8 +24,8 @@ SESSIONS = FIXTURES / "sessions"
 # commit, six weeks later in a directory that is no git repository (tests/fixtures/claude_code/README.md)
 SESSION_DIRS = [SESSIONS / "day1", SESSIONS / "day2-after-commit", SESSIONS / "day3-other-repo"]
 EVERY_RECORDING = sorted(p.parent for p in FIXTURES.rglob("*-turn1.json"))
-STABLE = RequestOptions(upstream_model="qwen2.5-coder", max_tokens_limit=4096)
-OFF = RequestOptions(upstream_model="qwen2.5-coder", max_tokens_limit=4096, prompt_layout="off")
+STABLE = RequestOptions()
+OFF = RequestOptions(prompt_layout="off")
 
 
 def raw(directory: Path, kind: str = "turn1") -> dict[str, Any]:

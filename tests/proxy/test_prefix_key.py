@@ -118,7 +118,7 @@ def test_filename_is_one_safe_name() -> None:
 
 def test_recorded_claude_code_request_probe_keeps_system_and_tools() -> None:
     body = json.loads((FIXTURES / "tool_search_off" / "01-turn1.json").read_text())["body"]
-    openai = to_openai_request(parse_messages_request(body), RequestOptions(upstream_model="m"), stream=True)
+    openai = to_openai_request(parse_messages_request(body), RequestOptions(), stream=True)
     probe = probe_body(openai)
     assert [m["role"] for m in probe["messages"]] == ["system", "user"]
     assert probe["messages"][0] == openai["messages"][0]

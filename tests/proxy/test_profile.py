@@ -28,11 +28,9 @@ pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code"
 SESSION_DIRS = [FIXTURES / "sessions" / d for d in ("day1", "day2-after-commit", "day3-other-repo")]
 EVERY_REQUEST = sorted(p for p in FIXTURES.rglob("*-turn*.json"))
-FULL = RequestOptions(upstream_model="qwen2.5-coder", max_tokens_limit=4096)
-LEAN = RequestOptions(upstream_model="qwen2.5-coder", max_tokens_limit=4096, prompt_profile="lean")
-LEAN_OFF = RequestOptions(
-    upstream_model="qwen2.5-coder", max_tokens_limit=4096, prompt_profile="lean", prompt_layout="off"
-)
+FULL = RequestOptions()
+LEAN = RequestOptions(prompt_profile="lean")
+LEAN_OFF = RequestOptions(prompt_profile="lean", prompt_layout="off")
 
 # the tool-use instructions of Claude Code's system text (# Harness) and the safety / environment text
 KEPT_SENTENCES = (
@@ -141,10 +139,10 @@ def test_deterministic_and_full_is_a_no_op(path: Path) -> None:
     body = load(path)
     first = encode_upstream(translate(body, LEAN))
     assert encode_upstream(translate(json.loads(json.dumps(body)), LEAN)) == first
-    default = RequestOptions(upstream_model="qwen2.5-coder", max_tokens_limit=4096)
+    default = RequestOptions()
     assert default.prompt_profile == "full"
     assert encode_upstream(translate(body, FULL)) == encode_upstream(translate(body, default))
-    full_opts = RequestOptions(upstream_model="qwen2.5-coder", max_tokens_limit=4096, prompt_profile="full")
+    full_opts = RequestOptions(prompt_profile="full")
     assert encode_upstream(translate(body, full_opts)) == encode_upstream(translate(body, FULL))
     assert len(first) < len(encode_upstream(translate(body, FULL)))
 

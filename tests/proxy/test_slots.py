@@ -5,16 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ccproxy.slots import ANONYMOUS, SlotPool, parse_backend_info, session_key
+from ccproxy.slots import SlotPool
 
 pytestmark = pytest.mark.unit
-
-
-def test_session_key_sources() -> None:
-    assert session_key({"x-claude-code-session-id": "abc"}, {"user_id": "u"}) == "session:abc"
-    assert session_key({}, {"user_id": '{"device_id":"d"}'}) == 'user:{"device_id":"d"}'
-    assert session_key({}, None) == ANONYMOUS
-    assert session_key({}, {"user_id": 5}) == ANONYMOUS
 
 
 def test_affinity_spreads_sessions_and_reserves_a_side_slot() -> None:
@@ -77,19 +70,3 @@ async def test_cancelled_waiter_leaves_the_queue() -> None:
 async def _hold(pool: SlotPool) -> None:
     async with pool.acquire(0):
         await asyncio.sleep(10)
-
-
-def test_parse_backend_info_shapes() -> None:
-    info = parse_backend_info({"total_slots": 4, "default_generation_settings": {"n_ctx": 8192}}, None)
-    assert (info.n_ctx, info.n_slots) == (8192, 4)
-    info = parse_backend_info({}, [{"id": 0, "n_ctx": 2048}, {"id": 1, "n_ctx": 4096}])
-    assert (info.n_ctx, info.n_slots) == (2048, 2)
-    info = parse_backend_info(None, None)
-    assert (info.n_ctx, info.n_slots) == (None, 1)
-
-
-def test_parse_backend_info_reads_the_text_tool_calls_marker() -> None:
-    marked = {"chat_template": "{#- ccproxy:text-tool-calls -#}{{ messages }}"}
-    assert parse_backend_info(marked, None).text_tool_calls
-    assert not parse_backend_info({"chat_template": "{{ messages }}"}, None).text_tool_calls
-    assert not parse_backend_info(None, None).text_tool_calls

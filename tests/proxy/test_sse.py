@@ -1,11 +1,12 @@
-"""SSE encoding of Anthropic events."""
+"""SSE both ways: encoding Anthropic events, decoding upstream `data:` lines and chunks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from ccproxy.sse import PING, encode_event, encode_events
+from ccproxy.errors import OverloadedError, UpstreamProtocolError
+from ccproxy.sse import PING, SSEDataDecoder, encode_event, encode_events, parse_chunk
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +62,34 @@ def test_encoding_never_fails_on_text_and_never_writes_nan() -> None:
     assert "\U0001f600" in joined.decode()
     with pytest.raises(ValueError, match="JSON compliant"):
         encode_event({"type": "message_delta", "usage": {"output_tokens": float("nan")}})
+
+
+def test_decoder_splits_anywhere_and_keeps_only_data_lines() -> None:
+    wire = b': comment\r\nevent: x\r\ndata: {"a": 1}\r\n\r\ndata:{"b":2}\n\ndata: [DONE]\n\n'
+    for cut in range(len(wire) + 1):
+        decoder = SSEDataDecoder()
+        payloads = decoder.feed(wire[:cut]) + decoder.feed(wire[cut:]) + decoder.flush()
+        assert payloads == [b'{"a": 1}', b'{"b":2}', b"[DONE]"], cut
+
+
+def test_decoder_flushes_an_unterminated_last_line() -> None:
+    decoder = SSEDataDecoder()
+    assert decoder.feed(b'data: {"a": 1}') == []
+    assert decoder.flush() == [b'{"a": 1}']
+    assert decoder.flush() == []
+
+
+def test_parse_chunk() -> None:
+    assert parse_chunk(b'{"choices": []}') == {"choices": []}
+    with pytest.raises(UpstreamProtocolError, match="malformed"):
+        parse_chunk(b"{nope")
+    with pytest.raises(UpstreamProtocolError, match="non-object"):
+        parse_chunk(b"[1]")
+    with pytest.raises(OverloadedError):
+        parse_chunk(b'{"error": {"code": 503, "message": "loading model"}}')
+
+
+def test_chunks_with_bytes_that_are_not_utf8_are_repaired() -> None:
+    assert parse_chunk(b'{"choices":[{"delta":{"content":"a\xffb"}}]}') == {
+        "choices": [{"delta": {"content": "a\ufffdb"}}]
+    }

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from ccproxy import tokens
-from ccproxy.upstream import Upstream
 
 pytestmark = pytest.mark.unit
 
@@ -69,43 +66,9 @@ def test_estimate() -> None:
     assert tokens.estimate_tokens("") == 1
 
 
-async def test_count_with_llama_server_renders_then_tokenizes() -> None:
-    seen: list[tuple[str, dict[str, Any]]] = []
+def test_offline_encoding_leaves_the_environment_alone(offline_cache: Path) -> None:
+    import os
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        seen.append((request.url.path, body))
-        if request.url.path == "/apply-template":
-            return httpx.Response(200, json={"prompt": "<|im_start|>user\nhi<|im_end|>\n"})
-        return httpx.Response(200, json={"tokens": [1, 2, 3, 4, 5]})
-
-    upstream = Upstream(
-        "http://llama:8080/v1",
-        kind="openai",
-        api_key=None,
-        read_timeout=5,
-        connect_timeout=1,
-        transport=httpx.MockTransport(handler),
-    )
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    assert await tokens.count_with_llama_server(upstream, body) == 5
-    assert seen == [
-        ("/apply-template", body),
-        (
-            "/tokenize",
-            {"content": "<|im_start|>user\nhi<|im_end|>\n", "add_special": True, "parse_special": True},
-        ),
-    ]
-
-
-async def test_count_with_llama_server_rejects_odd_answers() -> None:
-    upstream = Upstream(
-        "http://llama:8080/v1",
-        kind="openai",
-        api_key=None,
-        read_timeout=5,
-        connect_timeout=1,
-        transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"unexpected": True})),
-    )
-    with pytest.raises(ValueError, match="prompt"):
-        await tokens.count_with_llama_server(upstream, {"messages": []})
+    before = dict(os.environ)
+    assert tokens.offline_encoding().encode("hello world") == [24912, 2375]
+    assert dict(os.environ) == before

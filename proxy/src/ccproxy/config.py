@@ -6,6 +6,7 @@ mappings, so tests pass dicts. Every problem raises `ConfigError` naming the key
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
@@ -105,11 +106,17 @@ class Settings:
 
     @property
     def model_map(self) -> ModelMap:
-        return ModelMap(self.model_rules, default=self.model, side=self.side_model)
+        """The model map of these settings, built once (not on every access)."""
+        return _cached_model_map(self.model_rules, self.model, self.side_model)
 
     @property
     def is_loopback(self) -> bool:
         return is_loopback_host(self.host)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_model_map(rules: tuple[ModelRule, ...], default: str | None, side: str | None) -> ModelMap:
+    return ModelMap(rules, default=default, side=side)
 
 
 def is_loopback_host(host: str) -> bool:

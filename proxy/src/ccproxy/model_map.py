@@ -1,4 +1,12 @@
-"""Claude model names -> upstream model names (pure, never fails).
+"""Which upstream model serves a request: side requests, and Claude model names -> upstream names (pure,
+never fails).
+
+Side requests are cheap one-off calls that must not evict the main conversation's KV cache: they can
+go to another slot or another (smaller) model (``side_kind``):
+
+- ``title``: title/summary generation: ``tools: []`` with a JSON-schema ``output_config.format``;
+- ``haiku``: any haiku-family model name (the CLI's small-fast model);
+- ``count``: ``max_tokens: 1`` calls (the fallback when ``count_tokens`` is missing, quota probes).
 
 Configuration (the ``models`` section of the proxy's YAML file; ``--model`` is the default)::
 
@@ -20,9 +28,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
-__all__ = ["ModelMap", "ModelRule", "model_family"]
+from ccproxy.types_anthropic import MessagesRequest
+
+__all__ = ["ModelMap", "ModelRule", "SideKind", "is_side_request", "model_family", "side_kind"]
+
+SideKind: TypeAlias = Literal["title", "haiku", "count"]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -107,3 +119,24 @@ def _rule(pattern: object, upstream: object, where: str) -> ModelRule:
     if not isinstance(upstream, str) or not upstream:
         raise ValueError(f"models.{where}.upstream: expected a non-empty string")
     return ModelRule(pattern, upstream)
+
+
+def side_kind(req: MessagesRequest) -> SideKind | None:
+    """Which kind of side request ``req`` is, or None for a main-conversation request."""
+    if req.max_tokens == 1:
+        return "count"
+    if req.tools is not None and len(req.tools) == 0 and _has_output_format(req):
+        return "title"
+    if model_family(req.model) == "haiku":
+        return "haiku"
+    return None
+
+
+def is_side_request(req: MessagesRequest) -> bool:
+    return side_kind(req) is not None
+
+
+def _has_output_format(req: MessagesRequest) -> bool:
+    if req.output_config is not None and req.output_config.format is not None:
+        return True
+    return req.output_format is not None

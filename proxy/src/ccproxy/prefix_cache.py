@@ -37,11 +37,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from ccproxy.errors import ProxyError, from_upstream_status
 from ccproxy.prefill_log import progress_line
 from ccproxy.prefix_key import cut_prefix, filename, model_identity, prefix_key, probe_body
+from ccproxy.sse import SSEDataDecoder
 from ccproxy.upstream import ERROR_BODY_LIMIT, Upstream
 
 log = logging.getLogger("ccproxy.prefix_cache")
@@ -103,7 +102,7 @@ class PrefixCache:
         except Unsupported:
             self._unsupported()
             prefix = None
-        except (ProxyError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except (ProxyError, ValueError, KeyError, TypeError) as exc:
             message = exc.message if isinstance(exc, ProxyError) else repr(exc)
             log.warning("prefix cache: skipped for this session (%s)", message)
             self._observe("error")
@@ -218,24 +217,24 @@ class PrefixCache:
             "return_progress": True,
         }
         cached: object = None
-        async with self._upstream.stream("/completion", json.dumps(body).encode(), root=True) as response:
-            async for line in response.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                chunk = json.loads(line[6:])
-                if not isinstance(chunk, dict):
-                    continue
-                if "error" in chunk:
-                    raise ValueError(f"prefill failed: {chunk['error']}")
-                if "prompt_progress" in chunk:
-                    progress = progress_line(f"prefix cache: slot {slot}", chunk["prompt_progress"])
-                    if progress is not None:
-                        log.info("%s", progress)
-                timings = chunk.get("timings")
-                if isinstance(timings, dict) and "cache_n" in timings:
-                    cached = timings["cache_n"]
-                if chunk.get("stop") is True:
-                    break
+        async with self._upstream.stream("/completion", json.dumps(body).encode(), root=True) as answer:
+            decoder = SSEDataDecoder()
+            async for data in answer:
+                for payload in decoder.feed(data):
+                    chunk = json.loads(payload) if payload else None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk:
+                        raise ValueError(f"prefill failed: {chunk['error']}")
+                    if "prompt_progress" in chunk:
+                        progress = progress_line(f"prefix cache: slot {slot}", chunk["prompt_progress"])
+                        if progress is not None:
+                            log.info("%s", progress)
+                    timings = chunk.get("timings")
+                    if isinstance(timings, dict) and "cache_n" in timings:
+                        cached = timings["cache_n"]
+                    if chunk.get("stop") is True:
+                        return cached
         return cached
 
     async def _prefill_and_save(self, slot: int, prefix: Prefix) -> None:

@@ -1,6 +1,6 @@
 """The pass-through relay (anthropic-kind upstreams): an Anthropic-native stream forwarded untouched.
 
-    relay = RawRelay(open_upstream, ping_interval=5, read_timeout=600, stats=stats)
+    relay = RawRelay(open_upstream, ping_interval=5, stats=stats)
     relay.start()
     early = await relay.wait_started(0.5)   # a ProxyError seen before the stream began, or None
     async for data in relay.relay(): ...
@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator
-
-import httpx
+from collections.abc import AsyncGenerator, AsyncIterable
 
 from ccproxy.errors import ProxyError, UpstreamProtocolError
-from ccproxy.relay import END, SSEDataDecoder, UpstreamTask
-from ccproxy.sse import PING, encode_event
+from ccproxy.relay import END, UpstreamTask
+from ccproxy.sse import PING, SSEDataDecoder, encode_event
 
 __all__ = ["RawRelay"]
 
@@ -31,8 +29,8 @@ class RawRelay(UpstreamTask):
     `message_stop` (cut, timeout, garbage) gets an `error` event appended.
     """
 
-    async def _read(self, response: httpx.Response) -> None:
-        async for data in response.aiter_bytes():
+    async def _read(self, body: AsyncIterable[bytes]) -> None:
+        async for data in body:
             if data:
                 await self._put(data)
 

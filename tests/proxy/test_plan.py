@@ -1,0 +1,174 @@
+"""The plan of one request: route, translation, text tool calls, slot, the one max_tokens clamp."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ccproxy.config import Settings
+from ccproxy.errors import PromptTooLongError
+from ccproxy.llama_server import BackendInfo
+from ccproxy.plan import (
+    ANONYMOUS,
+    Session,
+    answer,
+    clamp_max_tokens,
+    count_body,
+    fit,
+    plan,
+    session_key,
+    stream_translator,
+)
+from ccproxy.slots import SlotOffer
+from ccproxy.text_tool_calls import TextToolCallTranslator
+from ccproxy.translate_stream import StreamTranslator
+from ccproxy.types_anthropic import MessagesRequest, parse_count_tokens_request, parse_messages_request
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "claude_code"
+SETTINGS = Settings(model="qwen2.5-coder", max_tokens=4096)
+LLAMA = replace(SETTINGS, backend_features="llama-server")
+INFO = BackendInfo(n_ctx=8192, n_slots=3)
+SLOTS = Session("session:s", SlotOffer(main=1, side=2))
+TOOL = {"name": "Read", "description": "read", "input_schema": {"type": "object"}}
+
+
+def request(**fields: Any) -> MessagesRequest:
+    body: dict[str, Any] = {"model": "claude-opus-5-5", "max_tokens": 1000, "messages": []}
+    body.update(fields)
+    return parse_messages_request(body)
+
+
+def user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+def test_session_key_sources() -> None:
+    assert session_key({"x-claude-code-session-id": "abc"}, {"user_id": "u"}) == "session:abc"
+    assert session_key({}, {"user_id": '{"device_id":"d"}'}) == 'user:{"device_id":"d"}'
+    assert session_key({}, None) == ANONYMOUS
+    assert session_key({}, {"user_id": 5}) == ANONYMOUS
+
+
+def test_recorded_first_turn_max_tokens_clamped() -> None:
+    raw = json.loads((FIXTURES / "01-turn1.json").read_text())["body"]
+    body = plan(parse_messages_request(raw), SETTINGS, None, Session()).body
+    assert body["max_tokens"] == 4096  # 128000 requested, clamped
+    assert body["model"] == "qwen2.5-coder"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [({"max_tokens": 100}, {"max_tokens": 100}), ({"max_tokens": 100000}, {"max_tokens": 4096})],
+    ids=["max_tokens", "clamp"],
+)
+def test_parameters(fields: dict[str, Any], expected: dict[str, Any]) -> None:
+    body = plan(request(messages=[user("x")], **fields), SETTINGS, None, Session()).body
+    assert {k: body.get(k) for k in expected} == expected
+
+
+def test_accepted_and_ignored_fields() -> None:
+    req = request(
+        messages=[user([{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])],
+        metadata={"user_id": '{"session_id":"s"}'},
+        context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        thinking={"type": "adaptive", "display": "updates"},
+        output_config={"effort": "high"},
+        service_tier="auto",
+        some_future_field={"x": 1},
+    )
+    body = plan(req, SETTINGS, None, Session()).body
+    assert set(body) == {"model", "messages", "max_tokens"}
+    assert body["model"] == "qwen2.5-coder"
+
+
+@pytest.mark.parametrize(
+    ("requested", "caps", "expected"),
+    [(100, (), 100), (100, (None, 50), 50), (100, (4096, 256, 30), 30), (5, (4096,), 5), (100, (0,), 1)],
+)
+def test_the_one_max_tokens_clamp(requested: int, caps: tuple[int | None, ...], expected: int) -> None:
+    assert clamp_max_tokens(requested, *caps) == expected
+
+
+def test_main_request_on_llama_server() -> None:
+    p = plan(request(messages=[user("x")], stream=True), LLAMA, INFO, SLOTS)
+    assert (p.side, p.slot, p.session, p.upstream_model, p.reply_model) == (
+        False,
+        1,
+        "session:s",
+        "qwen2.5-coder",
+        "claude-opus-5-5",
+    )
+    assert p.count_first
+    assert p.prepare_prefix
+    assert p.stream
+    assert p.body["id_slot"] == 1
+    assert p.body["cache_prompt"] is True
+    assert p.body["return_progress"] is True
+    assert p.body["max_tokens"] == 1000
+
+
+def test_side_request_takes_the_side_slot_and_the_side_clamp() -> None:
+    p = plan(request(model="claude-haiku-4-5", messages=[user("x")]), LLAMA, INFO, SLOTS)
+    assert (p.side, p.slot, p.body["id_slot"], p.body["max_tokens"]) == (True, 2, 2, 256)
+    assert p.body["cache_prompt"] is True
+    assert "return_progress" not in p.body
+
+
+def test_side_request_to_a_side_model_runs_elsewhere() -> None:
+    settings = replace(LLAMA, side_model="small")
+    p = plan(request(model="claude-haiku-4-5", messages=[user("x")]), settings, INFO, SLOTS)
+    assert (p.upstream_model, p.slot, p.count_first, p.prepare_prefix) == ("small", None, False, False)
+    assert "id_slot" not in p.body
+
+
+def test_fit_clamps_to_what_the_context_leaves_or_rejects() -> None:
+    p = plan(request(messages=[user("x")]), LLAMA, INFO, SLOTS)
+    fitted = fit(p, 8000)
+    assert fitted.body["max_tokens"] == 192
+    assert p.body["max_tokens"] == 1000  # a new plan; the first one is unchanged
+    assert fit(p, None) is p
+    with pytest.raises(PromptTooLongError):
+        fit(p, 8192)
+
+
+@pytest.mark.parametrize(
+    ("mode", "marked", "tool_choice", "expected"),
+    [
+        ("auto", True, None, frozenset({"Read"})),
+        ("auto", False, None, frozenset()),
+        ("on", False, None, frozenset({"Read"})),
+        ("off", True, None, frozenset()),
+        ("auto", True, {"type": "any"}, frozenset()),
+    ],
+)
+def test_text_tool_calls(mode: str, marked: bool, tool_choice: Any, expected: frozenset[str]) -> None:
+    settings = replace(LLAMA, text_tool_calls=mode)
+    fields: dict[str, Any] = {"messages": [user("x")], "tools": [TOOL]}
+    if tool_choice is not None:
+        fields["tool_choice"] = tool_choice
+    p = plan(request(**fields), settings, replace(INFO, text_tool_calls=marked), SLOTS)
+    assert p.text_tools == expected
+    if expected:
+        assert p.body["tool_choice"] == "none"
+    translator = stream_translator(p, message_id="msg_1", input_tokens=3)
+    assert isinstance(translator, TextToolCallTranslator if expected else StreamTranslator)
+
+
+def test_answer_echoes_the_client_model() -> None:
+    p = plan(request(messages=[user("x")]), SETTINGS, None, Session())
+    completion = {"choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+    message = answer(p, completion, message_id="msg_1")
+    assert message["model"] == "claude-opus-5-5"
+    assert message["content"] == [{"type": "text", "text": "hi"}]
+
+
+def test_count_body_has_the_upstream_model_and_no_max_tokens() -> None:
+    req = parse_count_tokens_request({"model": "claude-opus-5-5", "messages": [user("x")]})
+    body = count_body(req, SETTINGS)
+    assert body["model"] == "qwen2.5-coder"
+    assert "max_tokens" not in body
