@@ -14,6 +14,7 @@ import base64
 import functools
 import gzip
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -96,8 +97,7 @@ def _constructor_params(name: str, ranks: dict[bytes, int]) -> dict[str, Any]:
     """What tiktoken's own constructor of encoding `name` returns (pattern, special tokens), run with a
     loader that hands it `ranks` instead of fetching them: a copy of the constructor function whose
     globals name that loader (tiktoken's module and the environment are left untouched)."""
-    import tiktoken_ext.openai_public as public
-
+    public = importlib.import_module("tiktoken_ext.openai_public")  # tiktoken's constructors (untyped)
     constructor = getattr(public, name)
 
     def load(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
