@@ -125,7 +125,7 @@ async def test_every_reused_dead_connection_is_retried_once_on_a_new_one(
         for i in range(20):
             if i % 2:
                 async with upstream.stream("/chat/completions", b'{"stream":true}') as response:
-                    assert b"".join([chunk async for chunk in response.aiter_bytes()]) == b"".join(SSE)
+                    assert b"".join([chunk async for chunk in response]) == b"".join(SSE)
             else:
                 assert (await upstream.post_json("/tokenize", {"content": "x"}, root=True))["tokens"] == [
                     1,
