@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ccproxy.text_repair import repair_text
+from ccproxy.types_events import ErrorBody
 
 __all__ = [
     "ApiError",
@@ -72,7 +73,7 @@ class ProxyError(Exception):
         self.retry_after = retry_after
         self.should_retry = should_retry
 
-    def to_body(self) -> dict[str, Any]:
+    def to_body(self) -> ErrorBody:
         """The Anthropic error body (also the data of a streamed ``error`` event)."""
         return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
 

@@ -37,7 +37,9 @@ from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
 from ccproxy.translate_request import RequestOptions, to_openai_request
 from ccproxy.translate_response import to_anthropic_message
 from ccproxy.translate_stream import StreamTranslator
-from ccproxy.types_anthropic import CountTokensRequest, MessageDict, MessagesRequest
+from ccproxy.types_anthropic import CountTokensRequest, MessagesRequest
+from ccproxy.types_events import MessageDict
+from ccproxy.types_openai import ChatRequest
 
 if TYPE_CHECKING:  # types only: the modules that define them do I/O
     from ccproxy.config import Settings
@@ -85,7 +87,7 @@ class Session:
 class UpstreamPlan:
     """What the proxy sends upstream for one request, and how it reads the answer."""
 
-    body: dict[str, Any]
+    body: ChatRequest
     """The final chat-completions body (``encode_upstream`` turns it into bytes)."""
     upstream_model: str
     reply_model: str
@@ -108,9 +110,11 @@ class UpstreamPlan:
     requested_max_tokens: int
 
     @property
-    def count_body(self) -> dict[str, Any]:
+    def count_body(self) -> ChatRequest:
         """What the exact count renders: the body without its slot (a count runs on no slot)."""
-        return {k: v for k, v in self.body.items() if k != "id_slot"}
+        body = self.body.copy()
+        body.pop("id_slot", None)
+        return body
 
 
 def clamp_max_tokens(requested: int, *caps: int | None) -> int:
@@ -118,7 +122,7 @@ def clamp_max_tokens(requested: int, *caps: int | None) -> int:
     return max(1, min([requested, *(cap for cap in caps if cap is not None)]))
 
 
-def llama_extra_body(*, stream: bool) -> dict[str, Any]:
+def llama_extra_body(*, stream: bool) -> ChatRequest:
     """llama-server's own request keys: keep the prompt's KV cache; while it prefills a stream, send
     ``prompt_progress`` chunks (logged by PrefillLog; the upstream is never silent for a whole prefill)."""
     return {"cache_prompt": True, "return_progress": True} if stream else {"cache_prompt": True}
@@ -141,7 +145,7 @@ def plan(
     opts = RequestOptions(
         prompt_layout=settings.prompt_layout,
         prompt_profile=settings.prompt_profile,
-        extra_body=llama_extra_body(stream=stream) if llama else {},
+        extra_body=llama_extra_body(stream=stream) if llama else ChatRequest(),
         llama_stop_word=llama,
     )
     body = to_openai_request(req, opts, stream=stream)
@@ -192,7 +196,8 @@ def fit(p: UpstreamPlan, prompt_tokens: int | None) -> UpstreamPlan:
     if prompt_tokens >= p.n_ctx:
         raise PromptTooLongError(prompt_tokens, p.n_ctx)
     caps = (*p.max_tokens_caps, p.n_ctx - prompt_tokens)
-    body = {**p.body, "max_tokens": clamp_max_tokens(p.requested_max_tokens, *caps)}
+    body = p.body.copy()
+    body["max_tokens"] = clamp_max_tokens(p.requested_max_tokens, *caps)
     return dataclasses.replace(p, body=body, max_tokens_caps=caps, count_first=False)
 
 
@@ -209,7 +214,7 @@ def text_tool_names(body: Mapping[str, Any], settings: Settings, info: BackendIn
     return frozenset(t["function"]["name"] for t in tools)
 
 
-def count_body(req: CountTokensRequest, settings: Settings) -> dict[str, Any]:
+def count_body(req: CountTokensRequest, settings: Settings) -> ChatRequest:
     """The chat-completions body whose prompt ``/v1/messages/count_tokens`` counts (never sent)."""
     opts = RequestOptions(prompt_layout=settings.prompt_layout, prompt_profile=settings.prompt_profile)
     body = to_openai_request(req, opts, stream=False)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ccproxy.errors import ProxyError
 from ccproxy.relay import StreamStats, Translator
+from ccproxy.types_events import StreamEvent
 
 __all__ = ["MIN_LOGGED_TOKENS", "PrefillLog", "progress_line"]
 
@@ -59,10 +60,10 @@ class PrefillLog:
         self._progress = False
         self._answering = False
 
-    def start(self) -> list[dict[str, Any]]:
+    def start(self) -> list[StreamEvent]:
         return self._inner.start()
 
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         if isinstance(chunk, dict) and "prompt_progress" in chunk:
             self._progress = True
             line = progress_line(self._request_id, chunk["prompt_progress"])
@@ -74,8 +75,8 @@ class PrefillLog:
                 self._stats.first_byte = time.monotonic()  # the answer's first byte, after the prefill
         return self._inner.feed(chunk)
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[StreamEvent]:
         return self._inner.finish()
 
-    def fail(self, err: ProxyError) -> list[dict[str, Any]]:
+    def fail(self, err: ProxyError) -> list[StreamEvent]:
         return self._inner.fail(err)

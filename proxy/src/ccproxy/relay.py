@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from ccproxy.errors import ApiError, ProxyError
 from ccproxy.sse import PING, SSEDataDecoder, encode_event, encode_events, parse_chunk
 from ccproxy.text_repair import SurrogateRepair, may_hold_surrogates
+from ccproxy.types_events import StreamEvent
 
 log = logging.getLogger("ccproxy")
 
@@ -42,10 +43,12 @@ connection goes back to the pool)."""
 
 
 class Translator(Protocol):
-    def start(self) -> list[dict[str, Any]]: ...
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
-    def finish(self) -> list[dict[str, Any]]: ...
-    def fail(self, err: ProxyError) -> list[dict[str, Any]]: ...
+    """Upstream chunks in, Anthropic stream events out (``translate_stream.StreamTranslator``)."""
+
+    def start(self) -> list[StreamEvent]: ...
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]: ...
+    def finish(self) -> list[StreamEvent]: ...
+    def fail(self, err: ProxyError) -> list[StreamEvent]: ...
 
 
 OpenUpstream = Callable[[], AbstractAsyncContextManager[AsyncIterable[bytes]]]
@@ -65,12 +68,12 @@ class StreamStats:
     stop_reason: str | None = None
     error: ProxyError | None = None
     disconnected: bool = False
-    events: list[dict[str, Any]] | None = None
+    events: list[Mapping[str, object]] | None = None
     """All events sent, when tracing."""
     upstream_timings: dict[str, Any] | None = None
     """The backend's own timings of the answer (llama-server's last chunk), for traces."""
 
-    def observe(self, events: list[dict[str, Any]]) -> None:
+    def observe(self, events: Sequence[Mapping[str, object]]) -> None:
         for event in events:
             kind = event.get("type")
             if kind == "message_start":
@@ -259,7 +262,7 @@ class StreamPump(UpstreamTask):
         if chunks:
             await self._put(chunks)
 
-    def _translate(self, translator: Translator, item: object) -> tuple[list[dict[str, Any]], bool]:
+    def _translate(self, translator: Translator, item: object) -> tuple[list[StreamEvent], bool]:
         """Events for one queued item, and whether the stream ends with them."""
         stats = self.stats
         try:
@@ -269,7 +272,7 @@ class StreamPump(UpstreamTask):
                 stats.error = item
                 return translator.fail(item), True
             assert isinstance(item, list)
-            events: list[dict[str, Any]] = []
+            events: list[StreamEvent] = []
             for chunk in item:
                 if isinstance(chunk.get("timings"), dict):
                     stats.upstream_timings = chunk["timings"]
@@ -283,7 +286,7 @@ class StreamPump(UpstreamTask):
             stats.error = ApiError(f"internal proxy error ({type(exc).__name__}); see the proxy log")
             return [stats.error.to_body()], True
 
-    def _encode(self, events: list[dict[str, Any]], last: bool) -> tuple[bytes, bool]:
+    def _encode(self, events: list[StreamEvent], last: bool) -> tuple[bytes, bool]:
         """The SSE bytes of `events`, and whether the stream ends with them. Events that cannot be
         encoded (a proxy bug) are replaced by an error event that ends the stream: never a silent cut."""
         stats = self.stats

@@ -29,6 +29,7 @@ from typing import Any
 
 from ccproxy.errors import ProxyError
 from ccproxy.translate_stream import StreamTranslator
+from ccproxy.types_events import StreamEvent
 from ccproxy.validate import loads_strict
 
 __all__ = [
@@ -305,20 +306,20 @@ class TextToolCallTranslator:
         self.inner = inner
         self.rewriter = ChunkRewriter(tool_names)
 
-    def start(self) -> list[dict[str, Any]]:
+    def start(self) -> list[StreamEvent]:
         return self.inner.start()
 
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
         for rewritten in self.rewriter.rewrite(chunk):
             events += self.inner.feed(rewritten)
         return events
 
-    def finish(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def finish(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
         for rest in self.rewriter.flush():
             events += self.inner.feed(rest)
         return events + self.inner.finish()
 
-    def fail(self, err: ProxyError) -> list[dict[str, Any]]:
+    def fail(self, err: ProxyError) -> list[StreamEvent]:
         return self.inner.fail(err)

@@ -20,6 +20,7 @@ import logging
 import os
 import tempfile
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,7 @@ def _strings(value: object, out: list[str]) -> int:
     return images
 
 
-def count_offline(openai_body: dict[str, Any]) -> int:
+def count_offline(openai_body: Mapping[str, Any]) -> int:
     """Approximate prompt tokens of a translated chat request with tiktoken (o200k_base)."""
     parts: list[str] = []
     messages = openai_body.get("messages") or []

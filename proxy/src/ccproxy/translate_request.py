@@ -59,6 +59,7 @@ from ccproxy.types_anthropic import (
     UnknownBlock,
 )
 from ccproxy.types_openai import (
+    ChatRequest,
     FunctionTool,
 )
 
@@ -96,7 +97,7 @@ class RequestOptions:
     drop_deferred_tools: bool = True
     """Emulate tool search: a tool marked ``defer_loading: true`` is sent only once a ``tool_reference``
     block in some tool result names it (as the Anthropic API does). False sends every tool."""
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    extra_body: ChatRequest = field(default_factory=lambda: ChatRequest())
     """Extra top-level keys for the upstream body (e.g. ``cache_prompt``)."""
     llama_stop_word: bool = False
     """With ``stop_sequences``, ask llama-server which one matched (``verbose``: its last chunk then
@@ -105,12 +106,12 @@ class RequestOptions:
 
 def to_openai_request(
     req: MessagesRequest | CountTokensRequest, opts: RequestOptions, *, stream: bool
-) -> dict[str, Any]:
+) -> ChatRequest:
     """Translate a validated Anthropic request into an OpenAI Chat Completions body.
 
     Without ``model``, and with ``max_tokens`` as requested: which model serves the request and how many
     tokens it may write are `plan.plan`'s decisions."""
-    body: dict[str, Any] = {}
+    body: ChatRequest = {}
     tools = _tools(req, drop_deferred=opts.drop_deferred_tools, lean=opts.prompt_profile == "lean")
     if tools:
         body["tools"] = tools
@@ -140,12 +141,11 @@ def to_openai_request(
         body["stream"] = True
         if opts.stream_usage:
             body["stream_options"] = {"include_usage": True}
-    for key, value in opts.extra_body.items():
-        body[key] = value
+    body.update(opts.extra_body)
     return body
 
 
-def encode_upstream(body: Mapping[str, Any]) -> bytes:
+def encode_upstream(body: Mapping[str, object]) -> bytes:
     """Deterministic bytes: ``model``, ``tools``, ``messages`` first, other keys sorted; compact ASCII
     JSON (``\\u`` escapes: about twice as fast to encode as UTF-8 output)."""
     ordered = {key: body[key] for key in _LEADING_KEYS if key in body}
@@ -205,8 +205,8 @@ def _tools(
     return [_function(t, lean=lean) for t in regular + loaded]
 
 
-def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _tool_choice(choice: ToolChoice) -> ChatRequest:
+    out: ChatRequest = {}
     match choice.type:
         case "auto":
             out["tool_choice"] = "auto"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccproxy.errors import UpstreamProtocolError, from_upstream_payload
-from ccproxy.types_anthropic import MessageDict, OutContentBlock, StopReason, UsageDict
+from ccproxy.types_events import MessageDict, OutContentBlock, StopReason, UsageDict
 from ccproxy.validate import loads_strict
 
 __all__ = [

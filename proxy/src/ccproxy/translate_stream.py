@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from ccproxy.errors import ProxyError, UpstreamProtocolError, from_upstream_payload
 from ccproxy.translate_response import (
@@ -42,12 +42,12 @@ from ccproxy.translate_response import (
     token_counts,
     tool_use_id,
 )
+from ccproxy.types_events import BlockDelta, OutContentBlock, StreamEvent
 
 __all__ = ["Event", "StreamTranslator"]
 
-Event = dict[str, Any]
+Event: TypeAlias = StreamEvent
 _Kind = Literal["text", "thinking", "tool_use"]
-_DELTA = {"text": ("text_delta", "text"), "thinking": ("thinking_delta", "thinking")}
 
 
 @dataclass
@@ -349,7 +349,7 @@ class StreamTranslator:
         block.index = self._next_index
         self._next_index += 1
         self._open = block
-        content_block: dict[str, Any]
+        content_block: OutContentBlock
         if block.kind == "text":
             content_block = {"type": "text", "text": ""}
         elif block.kind == "thinking":
@@ -364,11 +364,13 @@ class StreamTranslator:
         block.parts.append(fragment)
         if count:
             self._fragments += 1
+        delta: BlockDelta
         if block.kind == "tool_use":
             delta = {"type": "input_json_delta", "partial_json": fragment}
+        elif block.kind == "thinking":
+            delta = {"type": "thinking_delta", "thinking": fragment}
         else:
-            delta_type, key = _DELTA[block.kind]
-            delta = {"type": delta_type, key: fragment}
+            delta = {"type": "text_delta", "text": fragment}
         self._out.append({"type": "content_block_delta", "index": block.index, "delta": delta})
 
     def _close(self, block: _Block) -> None:

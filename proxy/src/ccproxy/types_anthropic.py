@@ -8,7 +8,7 @@ strict types (``max_tokens: "100"`` or ``stream: "yes"`` is an error, not coerce
 (NaN, Infinity and lone surrogates never get here: ``validate.decode_body``). Content blocks are a
 union discriminated on ``type``; block types this module does not know (``server_tool_use``,
 ``search_result``, ...) parse as ``UnknownBlock`` and keep all their fields. Outbound (what the proxy
-answers) are ``TypedDict``s: plain dicts on the wire.
+answers) are ``TypedDict``s in ``types_events``.
 
 ``parse_messages_request(body)`` / ``parse_count_tokens_request(body)`` validate a decoded JSON body and
 raise ``errors.InvalidRequestError`` whose message names the field (``messages.0.role: ...``).
@@ -16,7 +16,7 @@ raise ``errors.InvalidRequestError`` whose message names the field (``messages.0
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, Self, TypeAlias, TypedDict
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -349,64 +349,3 @@ def parse_count_tokens_request(body: object) -> CountTokensRequest:
         return CountTokensRequest.model_validate(body)
     except ValidationError as exc:
         raise InvalidRequestError(_validation_message(exc)) from None
-
-
-# --- outbound (what the proxy answers) -------------------------------------------------------------
-
-
-class UsageDict(TypedDict):
-    input_tokens: int
-    output_tokens: int
-    cache_creation_input_tokens: int
-    cache_read_input_tokens: int
-
-
-class TextBlockDict(TypedDict):
-    type: Literal["text"]
-    text: str
-
-
-class ThinkingBlockDict(TypedDict):
-    type: Literal["thinking"]
-    thinking: str
-    signature: str
-
-
-class ToolUseBlockDict(TypedDict):
-    type: Literal["tool_use"]
-    id: str
-    name: str
-    input: dict[str, Any]
-
-
-OutContentBlock: TypeAlias = TextBlockDict | ThinkingBlockDict | ToolUseBlockDict
-
-StopReason: TypeAlias = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal"]
-
-
-class MessageDict(TypedDict):
-    id: str
-    type: Literal["message"]
-    role: Literal["assistant"]
-    model: str
-    content: list[OutContentBlock]
-    stop_reason: StopReason | None
-    stop_sequence: str | None
-    usage: UsageDict
-
-
-class ErrorDetail(TypedDict):
-    type: str
-    message: str
-
-
-class ErrorBody(TypedDict):
-    type: Literal["error"]
-    error: ErrorDetail
-
-
-class MessageDeltaUsage(TypedDict):
-    output_tokens: int
-    input_tokens: NotRequired[int]
-    cache_read_input_tokens: NotRequired[int]
-    cache_creation_input_tokens: NotRequired[int]

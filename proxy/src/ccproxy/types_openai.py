@@ -1,9 +1,9 @@
 """OpenAI Chat Completions wire types (what the proxy sends to and reads from an ``openai`` upstream).
 
-Outbound requests are ``TypedDict``s built by ``translate_request``. Upstream responses and stream chunks
-are read as plain dicts and checked field by field in ``translate_response``/``translate_stream`` (cheap
-on the streaming hot path); the TypedDicts below document the shapes those modules accept, including the
-llama-server extensions (``reasoning_content``, ``timings``).
+Outbound: the request body is a ``ChatRequest`` (``TypedDict``), built by ``translate_request`` and
+completed by ``plan`` (model, slot, max_tokens, llama-server's own keys). Inbound: upstream answers and
+stream chunks are read as plain dicts and checked field by field in ``translate_response`` /
+``translate_stream`` (cheap on the streaming hot path; a declared type there would only be a claim).
 """
 
 from __future__ import annotations
@@ -13,17 +13,10 @@ from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 __all__ = [
     "ChatMessage",
     "ChatRequest",
-    "Chunk",
-    "ChunkChoice",
-    "ChunkDelta",
-    "Completion",
-    "CompletionChoice",
     "ContentPart",
     "FunctionCall",
     "FunctionTool",
     "ToolCall",
-    "ToolCallDelta",
-    "Usage",
 ]
 
 
@@ -113,80 +106,11 @@ class ChatRequest(TypedDict, total=False):
     top_k: int
     top_p: float
     chat_template_kwargs: dict[str, Any]
-
-
-# --- response ----------------------------------------------------------------------------------------
-
-
-class PromptTokensDetails(TypedDict, total=False):
-    cached_tokens: int
-
-
-class Usage(TypedDict, total=False):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    prompt_tokens_details: PromptTokensDetails
-
-
-class Timings(TypedDict, total=False):
-    """llama-server: ``prompt_n`` tokens processed, ``cache_n`` tokens reused from the KV cache."""
-
-    cache_n: int
-    prompt_n: int
-    predicted_n: int
-
-
-class ResponseMessage(TypedDict, total=False):
-    role: str
-    content: str | None
-    reasoning_content: str | None
-    tool_calls: list[ToolCall]
-
-
-class CompletionChoice(TypedDict, total=False):
-    index: int
-    message: ResponseMessage
-    finish_reason: str | None
-
-
-class Completion(TypedDict, total=False):
-    id: str
-    model: str
-    choices: list[CompletionChoice]
-    usage: Usage
-    timings: Timings
-
-
-class FunctionCallDelta(TypedDict, total=False):
-    name: str
-    arguments: str
-
-
-class ToolCallDelta(TypedDict, total=False):
-    index: int
-    id: str
-    type: Literal["function"]
-    function: FunctionCallDelta
-
-
-class ChunkDelta(TypedDict, total=False):
-    role: str
-    content: str | None
-    reasoning_content: str | None
-    tool_calls: list[ToolCallDelta]
-
-
-class ChunkChoice(TypedDict, total=False):
-    index: int
-    delta: ChunkDelta
-    finish_reason: str | None
-
-
-class Chunk(TypedDict, total=False):
-    id: str
-    object: str
-    model: str
-    choices: list[ChunkChoice]
-    usage: Usage | None
-    timings: Timings
+    # llama-server's own keys
+    id_slot: int
+    """The slot (KV cache) the request runs on."""
+    cache_prompt: bool
+    return_progress: bool
+    """Streamed ``prompt_progress`` chunks while the prompt is processed."""
+    verbose: bool
+    """The last chunk tells which stop string matched (``__verbose.stopping_word``)."""
