@@ -310,3 +310,16 @@ async def test_recorded_billing_header_dropped_for_openai_upstreams() -> None:
     (sent,) = upstream.requests
     assert b"x-anthropic-billing-header" not in sent.content
     assert json.loads(sent.content)["messages"][0]["role"] == "system"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+async def test_messages_answers_other_methods_with_405(method: str) -> None:
+    async with client_for(FakeUpstream()) as client:
+        r = await client.request(method, "/v1/messages")
+    assert r.status_code == 405
+    assert r.headers["x-should-retry"] == "false"
+    if method != "HEAD":
+        assert r.json() == {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "Method Not Allowed"},
+        }

@@ -25,6 +25,7 @@ PURE = (
     "translate_response",
     "translate_stream",
     "types_anthropic",
+    "types_events",
     "types_openai",
     "validate",
 )
