@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +26,7 @@ import pytest
 from ccproxy.app import create_app
 from ccproxy.config import Settings
 from ccproxy.validate import loads_strict
+from fakes import ScriptedStream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -436,18 +437,6 @@ STREAM_FAULTS: dict[str, tuple[list[bytes | Exception], str | None]] = {
 }
 
 
-class Scripted(httpx.AsyncByteStream):
-    def __init__(self, parts: Sequence[bytes | Exception]) -> None:
-        self.parts = parts
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for part in self.parts:
-            await asyncio.sleep(0)
-            if isinstance(part, Exception):
-                raise part
-            yield part
-
-
 def streamed_text(events: list[dict[str, Any]]) -> str:
     return "".join(
         e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta" and "delta" in e
@@ -456,7 +445,10 @@ def streamed_text(events: list[dict[str, Any]]) -> str:
 
 async def run_stream(parts: Sequence[bytes | Exception], settings: Settings = BASE) -> httpx.Response:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Scripted(parts))
+        yielding = [step for part in parts for step in (0.0, part)]  # a turn for the loop before each part
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=ScriptedStream(yielding)
+        )
 
     app = create_app(settings, transport=httpx.MockTransport(handler))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
