@@ -201,7 +201,7 @@ def fit(p: UpstreamPlan, prompt_tokens: int | None) -> UpstreamPlan:
     return dataclasses.replace(p, body=body, max_tokens_caps=caps, count_first=False)
 
 
-def text_tool_names(body: Mapping[str, Any], settings: Settings, info: BackendInfo | None) -> frozenset[str]:
+def text_tool_names(body: ChatRequest, settings: Settings, info: BackendInfo | None) -> frozenset[str]:
     """The tool names whose calls the proxy recovers from text for this request (empty: none).
 
     Only for tool_choice auto: a forced choice keeps the backend's grammar, and `none` means none."""
