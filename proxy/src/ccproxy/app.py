@@ -135,15 +135,19 @@ class Proxy:
         llama = self.llama
         info = await llama.info() if llama is not None else None
         slots = llama.slots if llama is not None else None
-        key = session_key(request.headers, req.metadata)
-        p = plan(req, self.settings, info, Session(key, slots.offer(key) if slots is not None else None))
+        if slots is not None:  # a session only matters for its slot
+            key = session_key(request.headers, req.metadata)
+            session = Session(key, slots.offer(key))
+        else:
+            session = Session()
+        p = plan(req, self.settings, info, session)
         call.stream, call.upstream_model, call.slot = p.stream, p.upstream_model, p.slot
         prompt_tokens: int | None = None
         if p.count_first and llama is not None:
             prompt_tokens = await llama.count(p.count_body)
             p = fit(p, prompt_tokens)
         if slots is not None and p.slot is not None and not p.side:
-            slots.bind(key, p.slot)
+            slots.bind(session.key, p.slot)
         if p.prepare_prefix and self.prefix_cache is not None and p.slot is not None:
             prepare = self.prefix_cache.prepare
             call.on_slot = functools.partial(prepare, p.slot, p.session, p.body, side=p.side)
