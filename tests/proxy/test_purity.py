@@ -20,6 +20,7 @@ PURE = (
     "sse",
     "text_repair",
     "text_tool_calls",
+    "tool_grammar",
     "translate_messages",
     "translate_request",
     "translate_response",

@@ -114,3 +114,5 @@ class ChatRequest(TypedDict, total=False):
     """Streamed ``prompt_progress`` chunks while the prompt is processed."""
     verbose: bool
     """The last chunk tells which stop string matched (``__verbose.stopping_word``)."""
+    grammar: str
+    """GBNF the answer must follow (``tool_grammar``: text tool calls of the request's tools only)."""
