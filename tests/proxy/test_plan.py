@@ -172,3 +172,12 @@ def test_count_body_has_the_upstream_model_and_no_max_tokens() -> None:
     body = count_body(req, SETTINGS)
     assert body["model"] == "qwen2.5-coder"
     assert "max_tokens" not in body
+
+
+@pytest.mark.parametrize("grammar", ["on", "off"])
+def test_text_tool_calls_carry_the_tool_grammar_when_on(grammar: str) -> None:
+    settings = replace(LLAMA, text_tool_calls="on", tool_grammar=grammar)
+    p = plan(request(messages=[user("x")], tools=[TOOL]), settings, INFO, SLOTS)
+    assert ("grammar" in p.body) == (grammar == "on")
+    no_tools = plan(request(messages=[user("x")]), settings, INFO, SLOTS)
+    assert "grammar" not in no_tools.body
