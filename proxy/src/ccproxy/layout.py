@@ -75,20 +75,28 @@ class MovedText:
 
 
 def _marks(lines: Sequence[str]) -> list[bool]:
+    """Which lines move. Dispatches on a line's first character (the hot path runs it over the whole
+    system text on every request): bullets start with a space, dates with ``T``, git status with ``g``
+    or ``#``; any other line cannot move and ends a moved bullet's nested items."""
     moved = [False] * len(lines)
     parent_moved = False
     for i, line in enumerate(lines):
-        if line.startswith(_NESTED):
-            moved[i] = parent_moved
+        first = line[:1]
+        if first == " ":
+            if line.startswith(_NESTED):
+                moved[i] = parent_moved
+                continue
+            parent_moved = line.startswith(_BULLET) and line[len(_BULLET) :].startswith(MOVED_BULLETS)
+            if parent_moved:
+                moved[i] = True
             continue
-        parent_moved = line.startswith(_BULLET) and line[len(_BULLET) :].startswith(MOVED_BULLETS)
-        if parent_moved:
-            moved[i] = True
-        elif _DATE.match(line):
-            moved[i] = True
-            if i > 0 and lines[i - 1] == _DATE_HEADING:
-                moved[i - 1] = True
-        elif line.startswith(_GIT_STATUS):
+        parent_moved = False
+        if first == "T":
+            if _DATE.match(line):
+                moved[i] = True
+                if i > 0 and lines[i - 1] == _DATE_HEADING:
+                    moved[i - 1] = True
+        elif (first == "g" or first == "#") and line.startswith(_GIT_STATUS):
             moved[i:] = [True] * (len(lines) - i)
             break
     return moved

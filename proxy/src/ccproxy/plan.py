@@ -26,13 +26,16 @@ Nothing edits ``UpstreamPlan.body`` afterwards: ``fit`` returns a new plan.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ccproxy import tool_grammar
 from ccproxy.errors import PromptTooLongError, from_upstream_payload
+from ccproxy.layout import PromptLayout
 from ccproxy.model_map import is_side_request
+from ccproxy.profile import PromptProfile
 from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
 from ccproxy.translate_request import RequestOptions, to_openai_request
 from ccproxy.translate_response import to_anthropic_message
@@ -75,7 +78,7 @@ def session_key(headers: Mapping[str, str], metadata: object) -> str:
     return ANONYMOUS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     """Who sends the request: its key, and the slots the pool offers it (None: no slot pool)."""
 
@@ -83,7 +86,7 @@ class Session:
     slots: SlotOffer | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpstreamPlan:
     """What the proxy sends upstream for one request, and how it reads the answer."""
 
@@ -119,13 +122,28 @@ class UpstreamPlan:
 
 def clamp_max_tokens(requested: int, *caps: int | None) -> int:
     """The only max_tokens clamp: the smallest of the request's value and every cap, at least 1."""
-    return max(1, min([requested, *(cap for cap in caps if cap is not None)]))
+    limit = requested
+    for cap in caps:
+        if cap is not None and cap < limit:
+            limit = cap
+    return max(1, limit)
 
 
 def llama_extra_body(*, stream: bool) -> ChatRequest:
     """llama-server's own request keys: keep the prompt's KV cache; while it prefills a stream, send
     ``prompt_progress`` chunks (logged by PrefillLog; the upstream is never silent for a whole prefill)."""
     return {"cache_prompt": True, "return_progress": True} if stream else {"cache_prompt": True}
+
+
+@functools.lru_cache(maxsize=32)
+def _options(layout: PromptLayout, profile: PromptProfile, *, llama: bool, stream: bool) -> RequestOptions:
+    """The translation's options for these settings (built once: frozen, shared by requests)."""
+    return RequestOptions(
+        prompt_layout=layout,
+        prompt_profile=profile,
+        extra_body=llama_extra_body(stream=stream) if llama else ChatRequest(),
+        llama_stop_word=llama,
+    )
 
 
 def plan(
@@ -142,12 +160,7 @@ def plan(
     stream = bool(req.stream)
 
     # 2. translate
-    opts = RequestOptions(
-        prompt_layout=settings.prompt_layout,
-        prompt_profile=settings.prompt_profile,
-        extra_body=llama_extra_body(stream=stream) if llama else ChatRequest(),
-        llama_stop_word=llama,
-    )
+    opts = _options(settings.prompt_layout, settings.prompt_profile, llama=llama, stream=stream)
     body = to_openai_request(req, opts, stream=stream)
     body["model"] = upstream_model
 
