@@ -1,16 +1,22 @@
-"""The main job, end to end: `ccstack up local` with its defaults (the default model, prefix prewarm, prompt
-layout, profile and tool grammar), then the real Claude Code CLI in the sandbox does one task of the task
-suite (bench/tasks/catalog.py) in a throwaway git repository, judged by that task's own verifier.
+"""The main job, end to end: `ccstack up local` with its defaults (the default model, prefix prewarm, the
+agent's four tools, prompt layout and profile, the tool grammar), then the real Claude Code CLI in the
+sandbox works on one task of the task suite (bench/tasks/catalog.py) in a throwaway git repository.
 
-The default model is small and samples: a task it does in most runs of the suite (bench/results/tasks)
-may still fail one run. The test allows one more attempt, in a fresh repository, and reports both."""
+What is asserted is what the stack guarantees: `up` processed and saved Claude Code's prefix, the
+session's first request was served from it (the prefix did not vary between the prewarm run and this
+session), the CLI got answers and its tool calls were calls of the offered tools that actually ran.
+Whether the small default model then *solves* the task is a matter of the model: the task's verifier
+verdict is printed here, and its success rate over many runs is measured by the task suite
+(`just bench tasks`, bench/results/tasks), which chooses the default."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +28,9 @@ from catalog import Task, by_name
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(3600)]
 
-TASK = "create-file"
-"""The suite's task this test runs (the one the default model does most reliably in bench/results/tasks)."""
-ATTEMPTS = 2
+TASK = "fix-bug"
+AGENT_TOOLS = {"Bash", "Edit", "Read", "Write"}
+CACHE_READ = re.compile(r"messages \S+ slot=\d+ stream=\d status=200 .* cache_read=(\d+)")
 
 
 def repository(task: Task, where: Path) -> Path:
@@ -41,32 +47,61 @@ def repository(task: Task, where: Path) -> Path:
     return repo
 
 
-def answer_of(stdout: str) -> str:
-    for line in reversed(stdout.splitlines()):
+def events(stdout: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stdout.splitlines():
         try:
-            event: dict[str, Any] = json.loads(line)
+            event = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if event.get("type") == "result":
-            return str(event.get("result") or "")
-    return ""
+        if isinstance(event, dict):
+            out.append(event)
+    return out
 
 
-def test_the_default_model_does_a_task_through_the_real_cli(stack: Stack, tmp_path: Path) -> None:
+def blocks(transcript: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    found = []
+    for event in transcript:
+        content = (event.get("message") or {}).get("content")
+        if isinstance(content, list):
+            found += [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+    return found
+
+
+def test_a_task_end_to_end_with_the_defaults(stack: Stack, docker: Any, tmp_path: Path) -> None:
     up = stack.ccstack("up", "local", timeout=2400)  # default model, prewarm on
-    assert "prewarm:" in up.stdout + up.stderr, up.stdout[-2000:]
+    said = up.stdout + up.stderr
+    assert "prewarm: Claude Code's prefix processed and saved" in said, said[-2000:]
+    prefix = stack.container(docker, "proxy").logs().decode()
+    saved = re.search(r"processed the (\d+)-token prefix", prefix)
+    assert saved, prefix[-2000:]
+    prefix_tokens = int(saved.group(1))
+
     task = by_name(TASK)[0]
-    outcomes = []
-    for attempt in range(1, ATTEMPTS + 1):
-        repo = repository(task, tmp_path / f"attempt-{attempt}")
-        r = stack.ccstack(
-            "claude", str(repo), "-p", task.prompt, "--dangerously-skip-permissions",
-            "--output-format", "stream-json", "--verbose", "--max-turns", "8",
-            check=False, timeout=1200,
-        )  # fmt: skip
-        outcome = task.verify(repo, answer_of(r.stdout))
-        outcomes.append((attempt, r.returncode, outcome.detail))
-        if outcome.ok:
-            break
-    print(f"{TASK}: {outcomes}")
-    assert outcome.ok, f"{TASK} failed {ATTEMPTS} times: {outcomes}"
+    repo = repository(task, tmp_path)
+    started = int(time.time())
+    r = stack.ccstack(
+        "claude", str(repo), "-p", task.prompt, "--dangerously-skip-permissions",
+        "--output-format", "stream-json", "--verbose", "--max-turns", "4",
+        check=False, timeout=1800,
+    )  # fmt: skip
+    transcript = events(r.stdout)
+    results = [e for e in transcript if e.get("type") == "result"]
+    assert results, f"no result from the CLI (exit {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    assert results[-1].get("subtype") in ("success", "error_max_turns"), results[-1]
+
+    # The session's first request started from the prewarmed prefix.
+    log = stack.container(docker, "proxy").logs(since=started).decode()
+    reads = [int(m.group(1)) for m in CACHE_READ.finditer(log)]
+    assert reads, log[-2000:]
+    assert reads[0] >= prefix_tokens, (reads, prefix_tokens)
+
+    # The model's calls were calls of the agent's tools, and they ran (a result came back for each).
+    calls = blocks(transcript, "tool_use")
+    assert calls, "the model made no tool call"
+    assert {c["name"] for c in calls} <= AGENT_TOOLS, [c["name"] for c in calls]
+    answered = {b.get("tool_use_id") for b in blocks(transcript, "tool_result")}
+    assert all(c["id"] in answered for c in calls[:-1])
+
+    outcome = task.verify(repo, str(results[-1].get("result") or ""))
+    print(f"{TASK}: solved={outcome.ok} ({outcome.detail}); calls={[c['name'] for c in calls]}")
