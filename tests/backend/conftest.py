@@ -9,16 +9,9 @@ from pathlib import Path
 import anthropic
 import pytest
 from ccstack import models
-from llama_helpers import (
-    CTX_PER_SLOT,
-    MODEL,
-    LlamaServer,
-    Proxy,
-    start_llama_server,
-    start_proxy,
-    stop_container,
-    stop_proxy,
-)
+from harness import Ccproxy
+from harness.llama import LlamaServer, llama_server
+from llama_helpers import MODEL, STACK_ENV, backend_proxy
 
 
 @pytest.fixture(scope="session")
@@ -31,33 +24,18 @@ def model_file() -> Path:
 
 @pytest.fixture(scope="session")
 def llama(model_file: Path) -> Iterator[LlamaServer]:
-    server = start_llama_server(
-        model_file,
-        env={
-            "LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools",
-            "LLAMA_PARALLEL": "2",
-            "LLAMA_CTX_PER_SLOT": str(CTX_PER_SLOT),
-            "LLAMA_THREADS": "2",
-            "LLAMA_SERVER_SLOTS_DEBUG": "1",  # /slots shows each slot's prompt text
-        },
-        name_prefix="ccsandbox-test-llama",
-    )
-    try:
+    # LLAMA_SERVER_SLOTS_DEBUG: /slots shows each slot's prompt text
+    with llama_server(model_file, env=STACK_ENV | {"LLAMA_SERVER_SLOTS_DEBUG": "1"}) as server:
         yield server
-    finally:
-        stop_container(server.container)
 
 
 @pytest.fixture(scope="session")
-def proxy(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+def proxy(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ccproxy]:
     work = tmp_path_factory.mktemp("ccproxy")
-    proxy = start_proxy(llama.url + "/v1", work / "ccproxy.log", trace_dir=work / "traces")
-    try:
+    with backend_proxy(llama.url + "/v1", work / "ccproxy.log", trace_dir=work / "traces") as proxy:
         yield proxy
-    finally:
-        stop_proxy(proxy)
 
 
 @pytest.fixture
-def client(proxy: Proxy) -> anthropic.Anthropic:
+def client(proxy: Ccproxy) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=300)

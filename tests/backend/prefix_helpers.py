@@ -17,16 +17,9 @@ from typing import Any
 
 import anthropic
 import httpx
-from llama_helpers import (
-    CTX_PER_SLOT,
-    REPO,
-    LlamaServer,
-    Proxy,
-    start_llama_server,
-    start_proxy,
-    stop_container,
-    stop_proxy,
-)
+from harness import Ccproxy
+from harness.llama import LlamaServer, llama_server
+from llama_helpers import CTX_PER_SLOT, REPO, STACK_ENV, backend_proxy
 
 FIXTURES = REPO / "tests" / "fixtures" / "claude_code"
 # Claude Code 2.1.330 -p in /workspace with the sandbox's settings (21 tools)
@@ -59,7 +52,7 @@ class Turn:
     cache_read: int
 
 
-def ask(proxy: Proxy, body: dict[str, Any], session: str | None = None) -> Turn:
+def ask(proxy: Ccproxy, body: dict[str, Any], session: str | None = None) -> Turn:
     """One streamed turn of a new session (or `session`) through the proxy."""
     client = anthropic.Anthropic(
         base_url=proxy.url,
@@ -83,14 +76,14 @@ def ask(proxy: Proxy, body: dict[str, Any], session: str | None = None) -> Turn:
     )
 
 
-def prefix_counts(proxy: Proxy) -> dict[str, float]:
+def prefix_counts(proxy: Ccproxy) -> dict[str, float]:
     """The proxy's ccproxy_prefix_cache_total counters by result."""
     text = httpx.get(proxy.url + "/metrics", timeout=10).text
     pattern = r'^ccproxy_prefix_cache_total\{[^}]*result="(\w+)"[^}]*\} ([0-9.e+]+)$'
     return {m.group(1): float(m.group(2)) for m in re.finditer(pattern, text, re.MULTILINE)}
 
 
-def log_number(proxy: Proxy, pattern: str) -> float:
+def log_number(proxy: Ccproxy, pattern: str) -> float:
     """The number captured by `pattern` in the proxy's log (its last match)."""
     matches = re.findall(pattern, proxy.log.read_text())
     assert matches, f"{pattern!r} not in the proxy log:\n{proxy.log.read_text()[-3000:]}"
@@ -100,25 +93,13 @@ def log_number(proxy: Proxy, pattern: str) -> float:
 @contextmanager
 def llama_stack(
     model_file: Path, slots: Path, work: Path, name: str, *, ctx_per_slot: int = CTX_PER_SLOT
-) -> Iterator[tuple[LlamaServer, Proxy]]:
+) -> Iterator[tuple[LlamaServer, Ccproxy]]:
     """llama-server (our entrypoint, LLAMA_SLOT_SAVE_PATH on `slots`) and ccproxy; both stopped after."""
-    server = start_llama_server(
-        model_file,
-        env={
-            "LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools",
-            "LLAMA_PARALLEL": "2",
-            "LLAMA_CTX_PER_SLOT": str(ctx_per_slot),
-            "LLAMA_THREADS": "2",
-            "LLAMA_SLOT_SAVE_PATH": "/slots",
-        },
-        name_prefix="ccsandbox-test-prefix",
-        mounts=(f"{slots}:/slots",),
-    )
-    try:
-        proxy = start_proxy(server.url + "/v1", work / f"ccproxy-{name}.log")
-        try:
-            yield server, proxy
-        finally:
-            stop_proxy(proxy)
-    finally:
-        stop_container(server.container)
+    env = STACK_ENV | {"LLAMA_CTX_PER_SLOT": str(ctx_per_slot), "LLAMA_SLOT_SAVE_PATH": "/slots"}
+    with (
+        llama_server(
+            model_file, env=env, mounts={str(slots): "/slots"}, name_prefix="ccsandbox-test-prefix"
+        ) as server,
+        backend_proxy(server.url + "/v1", work / f"ccproxy-{name}.log") as proxy,
+    ):
+        yield server, proxy

@@ -20,8 +20,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness
 from ccstack import models
-from llama_helpers import OPENAI_WRITE_FILE, REPO, start_llama_server, stop_container
+from harness.llama import llama_server
+from llama_helpers import OPENAI_WRITE_FILE, REPO
 
 OUT = REPO / "tests" / "fixtures" / "llama_server"
 TITLE_SCHEMA = {
@@ -82,15 +84,12 @@ def main() -> int:
     if args.url:
         record(args.url.rstrip("/"))
         return 0
-    server = start_llama_server(
+    with llama_server(
         models.fetch(models.DEFAULT_MODEL),
         env={"LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools", "LLAMA_CTX_PER_SLOT": "4096"},
         name_prefix="ccsandbox-record-llama",
-    )
-    try:
+    ) as server:
         record(server.url)
-    finally:
-        stop_container(server.container)
     return 0
 
 

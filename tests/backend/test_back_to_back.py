@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from llama_helpers import Proxy, dump
+from harness import Ccproxy
+from llama_helpers import dump
 
 pytestmark = pytest.mark.backend
 
@@ -29,13 +30,13 @@ def sse_events(text: str) -> list[dict[str, Any]]:
     return [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: ")]
 
 
-def metric(proxy: Proxy, name: str) -> float:
+def metric(proxy: Ccproxy, name: str) -> float:
     text = httpx.get(proxy.url + "/metrics", timeout=10).text
     values = re.findall(rf"^{name}{{[^}}]*}} ([0-9.e+]+)$", text, re.MULTILINE)
     return sum(float(v) for v in values)
 
 
-def test_back_to_back_requests_never_fail(proxy: Proxy) -> None:
+def test_back_to_back_requests_never_fail(proxy: Ccproxy) -> None:
     failures_before = metric(proxy, "ccproxy_preflight_count_failures_total")
     seen: Counter[str] = Counter()
     with httpx.Client(base_url=proxy.url, timeout=120) as client:  # one keep-alive client, as Claude Code
@@ -66,7 +67,7 @@ def test_back_to_back_requests_never_fail(proxy: Proxy) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_stop_sequence_reports_the_matched_string(proxy: Proxy, stream: bool) -> None:
+def test_stop_sequence_reports_the_matched_string(proxy: Ccproxy, stream: bool) -> None:
     body = {
         "model": "claude-opus-4-8",
         "max_tokens": 60,

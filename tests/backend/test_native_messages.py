@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import anthropic
 import pytest
-from llama_helpers import LlamaServer, Proxy, start_proxy, stop_proxy
+from harness import Ccproxy
+from harness.llama import LlamaServer
+from llama_helpers import backend_proxy
 
 pytestmark = pytest.mark.backend
 
@@ -17,18 +19,15 @@ BILLING = "x-anthropic-billing-header: cc_version=2.1.330.c0d; cc_entrypoint=cli
 
 
 @pytest.fixture(scope="module")
-def native_proxy(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+def native_proxy(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ccproxy]:
     work = tmp_path_factory.mktemp("ccproxy-native")
     # Later flags win: the anthropic kind, and none of the llama-server translation features.
     kind = ("--upstream-kind", "anthropic", "--backend-features", "generic")
-    proxy = start_proxy(llama.url + "/v1", work / "ccproxy.log", *kind)
-    try:
+    with backend_proxy(llama.url + "/v1", work / "ccproxy.log", *kind) as proxy:
         yield proxy
-    finally:
-        stop_proxy(proxy)
 
 
-def test_llama_server_native_messages_through_the_proxy(native_proxy: Proxy, llama: LlamaServer) -> None:
+def test_llama_server_native_messages_through_the_proxy(native_proxy: Ccproxy, llama: LlamaServer) -> None:
     client = anthropic.Anthropic(base_url=native_proxy.url, api_key="unused", max_retries=0, timeout=300)
     nonce = secrets.token_hex(4)
     system = [{"type": "text", "text": BILLING}, {"type": "text", "text": "You are terse."}]

@@ -11,7 +11,6 @@ measures bigger prefixes.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,9 +45,7 @@ def test_prefix_survives_a_restart_and_a_corrupt_file_is_replaced(model_file: Pa
         restore_s = log_number(proxy, r"restored \d+ tokens .* in ([0-9.]+) s")
         # a file that a crash cut short: truncated from inside (the container's user owns it)
         inside = f"/slots/{files[0].parent.name}/{files[0].name}"
-        subprocess.run(
-            ["docker", "exec", server.container, "truncate", "-s", str(size // 2), inside], check=True
-        )
+        server.exec(["truncate", "-s", str(size // 2), inside])
     assert warm.cache_read >= prefix_tokens - 1
     # processed (input_tokens: not from the cache): only the new session's own turn, as in the first one
     assert warm.input_tokens < cold.input_tokens + 50

@@ -12,7 +12,9 @@ import anthropic
 import httpx
 import pytest
 from anthropic.types import Message, ToolUseBlock
-from llama_helpers import LlamaServer, Proxy, dump
+from harness import Ccproxy
+from harness.llama import LlamaServer
+from llama_helpers import dump
 
 pytestmark = pytest.mark.backend
 
@@ -148,7 +150,7 @@ def test_tool_round_trip_then_text(client: anthropic.Anthropic) -> None:
 
 
 def test_count_tokens_equals_the_backend_prompt_n(
-    client: anthropic.Anthropic, proxy: Proxy, llama: LlamaServer
+    client: anthropic.Anthropic, proxy: Ccproxy, llama: LlamaServer
 ) -> None:
     request: dict[str, Any] = {
         "model": MAIN_MODEL,

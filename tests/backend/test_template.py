@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from llama_helpers import OPENAI_WRITE_FILE, REPO, LlamaServer, dump
+from harness.llama import LlamaServer
+from llama_helpers import OPENAI_WRITE_FILE, REPO, dump
 
 pytestmark = pytest.mark.backend
 

@@ -11,7 +11,8 @@ from typing import Any
 import anthropic
 import pytest
 from anthropic.types import Message, TextBlock, ToolUseBlock
-from llama_helpers import Proxy, dump
+from harness import Ccproxy
+from llama_helpers import dump
 from test_proxy_llama import ASK, MAIN_MODEL, READ_FILE, SYSTEM, WRITE_FILE
 
 pytestmark = pytest.mark.backend
@@ -46,7 +47,9 @@ def text_of(message: Message) -> str:
 
 
 @pytest.mark.parametrize("prompt", BRACES)
-def test_text_with_braces_comes_back_as_text(client: anthropic.Anthropic, proxy: Proxy, prompt: str) -> None:
+def test_text_with_braces_comes_back_as_text(
+    client: anthropic.Anthropic, proxy: Ccproxy, prompt: str
+) -> None:
     message = client.messages.create(**params(prompt))
     assert message.stop_reason in ("end_turn", "max_tokens"), dump(message.model_dump())
     assert "{" in text_of(message)

@@ -2,7 +2,7 @@
 start the scripted upstream and the real `ccproxy` console script, run the real Claude Code CLI against
 them, and write what happened to a JSON result file. Nothing here can reach a non-loopback address.
 
-SPEC is a JSON file: {"ccproxy": path, "claude": path, "upstream_script": path, "script": path,
+SPEC is a JSON file: {"ccproxy": path, "claude": path, "script": path,
 "workdir": path, "home": path, "prompt": str, "token": str, "upstream_key_file": path, "result": path,
 "claude_timeout": seconds, "extra_proxy_args": [...], "claude_env": {...} (added to the CLI's env),
 "claude_args": [...] (added to its arguments)}
@@ -19,72 +19,35 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness (run as a script)
+from harness import ccproxy_process, scripted_upstream_process
+
 UPSTREAM_PORT = 18080
 PROXY_PORT = 18787
-
-
-def wait_http(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200 within {seconds} s: {last}")
 
 
 def main(spec_path: str) -> int:
     spec: dict[str, Any] = json.loads(Path(spec_path).read_text())
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     logs = Path(spec["result"]).parent
-    upstream_log = open(logs / "upstream.log", "w")  # noqa: SIM115
-    proxy_log = open(logs / "proxy.log", "w")  # noqa: SIM115
-    upstream = subprocess.Popen(
-        [
-            sys.executable,
-            spec["upstream_script"],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(UPSTREAM_PORT),
-            "--script",
-            spec["script"],
-        ],
-        stdout=upstream_log,
-        stderr=subprocess.STDOUT,
+    upstream = scripted_upstream_process(
+        UPSTREAM_PORT, log=logs / "upstream.log", script=Path(spec["script"]), quiet=False
     )
-    proxy_env = {k: v for k, v in os.environ.items() if not k.startswith("CCPROXY_")}
-    proxy = subprocess.Popen(
-        [
-            spec["ccproxy"],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(PROXY_PORT),
-            "--upstream",
-            f"http://127.0.0.1:{UPSTREAM_PORT}/v1",
-            "--upstream-kind",
-            "openai",
-            "--token",
-            spec["token"],
-            "--upstream-key-file",
-            spec["upstream_key_file"],
-            "--ping-interval",
-            "2",
-            *spec.get("extra_proxy_args", []),
-        ],
-        stdout=proxy_log,
-        stderr=subprocess.STDOUT,
-        env=proxy_env,
+    proxy = ccproxy_process(
+        PROXY_PORT,
+        f"http://127.0.0.1:{UPSTREAM_PORT}/v1",
+        *("--upstream-kind", "openai", "--token", spec["token"]),
+        *("--upstream-key-file", spec["upstream_key_file"], "--ping-interval", "2"),
+        *spec.get("extra_proxy_args", []),
+        log=logs / "proxy.log",
+        cmd=[spec["ccproxy"]],
     )
+    upstream.start()
+    proxy.start()
     result: dict[str, Any] = {}
     try:
-        wait_http(f"http://127.0.0.1:{UPSTREAM_PORT}/health", 20)
-        wait_http(f"http://127.0.0.1:{PROXY_PORT}/health", 30)
+        upstream.wait_http_ok(f"http://127.0.0.1:{UPSTREAM_PORT}/health", 20)
+        proxy.wait_http_ok(f"http://127.0.0.1:{PROXY_PORT}/health", 30)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": spec["home"],
@@ -125,15 +88,8 @@ def main(spec_path: str) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{PROXY_PORT}/metrics", timeout=5) as response:
             result["proxy_metrics"] = response.read().decode()
     finally:
-        for process in (proxy, upstream):
-            process.terminate()
-        for process in (proxy, upstream):
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        upstream_log.close()
-        proxy_log.close()
+        proxy.stop()
+        upstream.stop()
         result["proxy_log"] = (logs / "proxy.log").read_text()
         Path(spec["result"]).write_text(json.dumps(result))
     return 0

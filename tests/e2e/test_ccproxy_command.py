@@ -7,81 +7,33 @@ import itertools
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from harness import CCPROXY, ccproxy, free_port, scripted_upstream
+from harness.ccproxy import require_ccproxy
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-UPSTREAM_SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
-CCPROXY = Path(sys.executable).with_name("ccproxy")
 TOOLS = [{"name": "Write", "input_schema": {"type": "object"}}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never became ready")
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Any]:
     """Start the scripted upstream with a script, then ccproxy with extra flags; yields the proxy URL."""
-    processes: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as started:
 
-    def start(script: list[dict[str, Any]], *flags: str) -> str:
-        if not CCPROXY.exists():
-            pytest.fail(f"ccproxy console script missing at {CCPROXY} (pip install -e proxy)")
-        (tmp_path / "script.json").write_text(json.dumps(script))
-        up_port, proxy_port = free_port(), free_port()
-        upstream = subprocess.Popen(
-            [
-                sys.executable,
-                str(UPSTREAM_SCRIPT),
-                "--port",
-                str(up_port),
-                "--script",
-                str(tmp_path / "script.json"),
-                "--quiet",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        processes.append(upstream)
-        wait_ready(f"http://127.0.0.1:{up_port}/health", upstream)
-        proxy = subprocess.Popen(
-            [str(CCPROXY), "--port", str(proxy_port), "--upstream", f"http://127.0.0.1:{up_port}/v1", *flags],
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "proxy.log", "wb"),  # noqa: SIM115
-        )
-        processes.append(proxy)
-        wait_ready(f"http://127.0.0.1:{proxy_port}/health", proxy)
-        return f"http://127.0.0.1:{proxy_port}"
+        def start(script: list[dict[str, Any]], *flags: str) -> str:
+            upstream = started.enter_context(scripted_upstream(log=tmp_path / "upstream.log", script=script))
+            proxy = started.enter_context(ccproxy(upstream.url + "/v1", *flags, log=tmp_path / "proxy.log"))
+            return proxy.url
 
-    yield start
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(10)
+        yield start
 
 
 def timed_events(url: str) -> list[tuple[float, dict[str, Any]]]:
@@ -226,8 +178,7 @@ def test_anthropic_sdk_over_real_sockets(stack: Any, tmp_path: Path) -> None:
 
 
 def test_non_loopback_without_token_is_refused() -> None:
-    if not CCPROXY.exists():
-        pytest.fail(f"ccproxy console script missing at {CCPROXY}")
+    require_ccproxy()
     run = subprocess.run(
         [str(CCPROXY), "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True,

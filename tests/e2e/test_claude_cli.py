@@ -20,7 +20,6 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 CLAUDE = REPO / ".tools" / "claude-code" / "node_modules" / ".bin" / "claude"
-UPSTREAM_SCRIPT = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
 DRIVER = Path(__file__).with_name("netns_driver.py")
 MODEL_SETTINGS = REPO / "claude-sandbox" / "model-settings.js"
 UNRECOGNIZED = "unrecognized_model"
@@ -66,7 +65,6 @@ def run_in_netns(
     spec = {
         "ccproxy": str(CCPROXY),
         "claude": str(CLAUDE),
-        "upstream_script": str(UPSTREAM_SCRIPT),
         "script": str(tmp_path / "script.json"),
         "workdir": str(workdir),
         "home": str(home),

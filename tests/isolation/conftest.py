@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,8 @@ from ccstack.commands import UpRequest, prepare
 from ccstack.compose import run_compose
 from ccstack.egress import render_squid_conf
 from ccstack.state import Paths, State, save_state
+from harness import Process, free_port
+from harness.containers import ContainerError, docker_client, image_exists, require_image
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -100,35 +100,27 @@ def _run(*cmd: str, check: bool = True, timeout: float = 1800) -> subprocess.Com
     return r
 
 
-def _image_exists(ref: str) -> bool:
-    return _run("docker", "image", "inspect", ref, check=False).returncode == 0
-
-
 def _base(var: str, official: str, local: str) -> str:
     """The base image for a build: the env var, else a local stand-in when the official one is absent."""
     if os.environ.get(var):
         return os.environ[var]
-    if not _image_exists(official) and _image_exists(local):
+    if not image_exists(official) and image_exists(local):
         return local
     return official
 
 
 @pytest.fixture(scope="session")
 def docker_ready() -> None:
-    if shutil.which("docker") is None:
-        pytest.fail("the isolation suite needs Docker: the docker CLI is not installed", pytrace=False)
-    r = _run("docker", "info", "--format", "{{.ServerVersion}}", check=False, timeout=60)
-    if r.returncode != 0:
-        pytest.fail(f"the isolation suite needs a running Docker Engine: {r.stderr.strip()}", pytrace=False)
-    if _run("docker", "compose", "version", check=False).returncode != 0:
-        pytest.fail("the isolation suite needs Docker Compose v2 (`docker compose`)", pytrace=False)
-    for image in (
-        "ccsandbox/proxy:local",
-        "ccsandbox/claude-sandbox:local",
-        "ccsandbox/scripted-upstream:local",
-    ):
-        if not _image_exists(image):
-            pytest.fail(f"image {image} is missing: build the images first (scripts/build-images.sh)")
+    try:
+        docker_client()
+        for image in (
+            "ccsandbox/proxy:local",
+            "ccsandbox/claude-sandbox:local",
+            "ccsandbox/scripted-upstream:local",
+        ):
+            require_image(image)
+    except ContainerError as e:
+        pytest.fail(f"the isolation suite: {e}", pytrace=False)
 
 
 def _build_test_images() -> None:
@@ -144,7 +136,7 @@ def _build_test_images() -> None:
         "ccsandbox-test/fakenet:local",
         str(HERE / "fakenet"),
     )
-    if not _image_exists("ccsandbox/egress-proxy:local"):
+    if not image_exists("ccsandbox/egress-proxy:local"):
         debian = _base("DEBIAN_IMAGE", "debian:bookworm-slim", "local/debian:bookworm")
         _run(
             "docker",
@@ -325,48 +317,22 @@ def iso(
 # --- the host listener ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        s.bind(("::", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def host_listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[probes.HostListener]:
     """A logging listener on the host's 0.0.0.0 and [::] (TCP and UDP), like a local model server."""
-    log = tmp_path_factory.mktemp("host-listener") / "events.jsonl"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-u",
-            str(HERE / "fakenet" / "fakenet.py"),
-            "canary",
-            "--bind",
-            "0.0.0.0",
-            "--bind",
-            "::",
-            "--tcp",
-            str(port),
-            "--udp",
-            str(port),
-            "--log",
-            str(log),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    work = tmp_path_factory.mktemp("host-listener")
+    log = work / "events.jsonl"
+    port = free_port("::")  # free on every IPv4 and IPv6 address
+    argv = [sys.executable, "-u", str(HERE / "fakenet" / "fakenet.py"), "canary"]
+    argv += ["--bind", "0.0.0.0", "--bind", "::", "--tcp", str(port), "--udp", str(port), "--log", str(log)]
+    proc = Process("host-listener", argv, work / "listener.out").start()
     listener = probes.HostListener(port=port, log_path=log)
     try:
         deadline = time.monotonic() + 10
         while not listener.log.alive():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"the host listener did not start: {err}")
+            if not proc.alive() or time.monotonic() > deadline:
+                pytest.fail(f"the host listener did not start: {proc.tail()}")
             time.sleep(0.1)
         yield listener
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.stop()

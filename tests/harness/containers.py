@@ -1,0 +1,45 @@
+"""Docker for the suites: a loud failure (never a skip) when Docker, Compose v2 or an image is missing,
+and the testcontainers settings every container here uses (see harness/__init__.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import docker
+import docker.errors
+
+
+class ContainerError(AssertionError):
+    """Docker, Compose or an image is missing, or a container did not do what it had to."""
+
+
+def docker_client() -> Any:
+    """A client of the running Docker Engine; ContainerError when there is none or Compose v2 is missing."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:
+        raise ContainerError(f"this needs a running Docker Engine: {type(exc).__name__}: {exc}") from None
+    if shutil.which("docker") is None:
+        raise ContainerError("this needs the docker CLI on PATH")
+    r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise ContainerError("this needs Docker Compose v2 (`docker compose version` failed)")
+    return client
+
+
+def image_exists(ref: str) -> bool:
+    try:
+        docker.from_env(timeout=30).images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.DockerException as exc:
+        raise ContainerError(f"this needs a running Docker Engine: {type(exc).__name__}: {exc}") from None
+    return True
+
+
+def require_image(ref: str, how: str = "scripts/build-images.sh") -> None:
+    if not image_exists(ref):
+        raise ContainerError(f"image {ref} is missing: run {how}")
