@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import containers
+from harness.compose import ComposeProject
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_UID = 1000  # a non-root test user (CI runs as root)
@@ -20,18 +22,9 @@ AGENT_GID = 1000
 
 def docker_client() -> Any:
     try:
-        import docker
-
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except Exception as e:
-        pytest.fail(f"the stack suite needs a running Docker Engine: {type(e).__name__}: {e}", pytrace=False)
-    r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.fail(
-            "the stack suite needs Docker Compose v2 (`docker compose version` failed)", pytrace=False
-        )
-    return client
+        return containers.docker_client()
+    except containers.ContainerError as e:
+        pytest.fail(f"the stack suite: {e}", pytrace=False)
 
 
 def base_image_env() -> dict[str, str]:
@@ -85,19 +78,18 @@ class Stack:
         data: dict[str, Any] = json.loads((self.state_dir / "state.json").read_text(encoding="utf-8"))
         return data
 
-    def compose(self, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> list[str]:
-        """The same `docker compose` command line the controller uses."""
+    def compose(self, workdir: Path | None = None) -> ComposeProject:
+        """The stack's Compose project, as the controller runs it (`workdir`: CCSANDBOX_WORKDIR)."""
         state = self.state
-        cmd = ["docker", "compose", "--project-name", self.project, "--project-directory", str(REPO)]
-        for f in state["files"]:
-            cmd += ["-f", f]
-        for p in state["profiles"]:
-            cmd += ["--profile", p]
-        return [*cmd, *args]
-
-    def compose_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        state_env: dict[str, str] = self.state["env"]
-        return self.env | state_env | (extra or {})
+        extra = {"CCSANDBOX_WORKDIR": str(workdir)} if workdir is not None else {}
+        return ComposeProject(
+            REPO,
+            compose_file_name=list(state["files"]),
+            profiles=list(state["profiles"]),
+            project=self.project,
+            env=self.env | state["env"] | extra,
+            inherit_env=False,
+        )
 
     def container(self, docker: Any, service: str) -> Any:
         found = docker.containers.list(

@@ -82,11 +82,9 @@ def test_local_mode_answers_messages_through_the_proxy(
 
     # The agent learns the backend's real context window (llama-server's n_ctx per slot, through the
     # proxy's /health) at start, so Claude Code compacts before the backend rejects a prompt.
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
-    cmd = stack.compose(
-        "run", "--rm", "-T", "claude-sandbox", "bash", "-c", 'echo "window=$CLAUDE_CODE_MAX_CONTEXT_TOKENS"'
+    r = stack.compose(workdir).run(
+        "claude-sandbox", "bash", "-c", 'echo "window=$CLAUDE_CODE_MAX_CONTEXT_TOKENS"', timeout=300
     )
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
     assert r.returncode == 0, r.stderr
     health = http_json("GET", f"{url}/health", None, {})
     assert health["backend"]["n_ctx"] == 32768  # LLAMA_CTX_PER_SLOT of the local mode

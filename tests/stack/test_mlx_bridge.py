@@ -4,53 +4,26 @@ host.docker.internal, while the sandbox container cannot reach that same server 
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import REPO, Stack, http_json
+from harness import scripted_upstream
+from stack_helpers import Stack, http_json
 
 pytestmark = pytest.mark.stack
 
-SCRIPTED = REPO / "backends" / "scripted-upstream" / "scripted_upstream.py"
 REPLY = "hello from the server on the host"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def host_server() -> Iterator[int]:
+def host_server(tmp_path: Path) -> Iterator[int]:
     """The scripted upstream on the host's 0.0.0.0 (every interface, as a careless user would run it)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPTED), "--host", "0.0.0.0", "--port", str(port), "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                http_json("GET", f"http://127.0.0.1:{port}/health")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the host server did not start")
-        http_json("POST", f"http://127.0.0.1:{port}/_script", [{"text": REPLY}])
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with scripted_upstream(log=tmp_path / "host-server.log", host="0.0.0.0") as server:
+        http_json("POST", f"{server.url}/_script", [{"text": REPLY}])
+        yield server.port
 
 
 def host_addresses(docker: Any, project: str) -> list[str]:
@@ -111,13 +84,11 @@ def assert_only_the_proxy_reaches_host_port(stack: Stack, docker: Any, workdir: 
     ctl = proxy.exec_run(["bash", "-c", PROBE, "probe", f"host.docker.internal:{port}"])
     assert f"OPEN host.docker.internal:{port}" in ctl.output.decode(), ctl.output.decode()
 
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
-    cmd = stack.compose(
-        "run", "--rm", "-T", "claude-sandbox", "bash", "-c",
+    r = stack.compose(workdir).run(
+        "claude-sandbox", "bash", "-c",
         "getent hosts host.docker.internal || echo no-host-entry; " + PROBE,
         "probe", f"host.docker.internal:{port}", *targets,
     )  # fmt: skip
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "no-host-entry" in r.stdout
     assert "OPEN" not in r.stdout, r.stdout

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import Process, free_port
 from stack_helpers import REPO, Stack, http_json
-from test_mlx_bridge import assert_only_the_proxy_reaches_host_port, free_port
+from test_mlx_bridge import assert_only_the_proxy_reaches_host_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(2400)]
 
@@ -64,7 +65,7 @@ def mlx_server(mlx_model: tuple[Path, float], tmp_path: Path) -> Iterator[MlxSer
     """The real mlx_lm.server on the host's 0.0.0.0 (every interface, as a careless user would run it),
     started through the shipped launcher with the tools venv."""
     model, prep_s = mlx_model
-    server = MlxServer(port=free_port(), log=tmp_path / "mlx_lm.server.log")
+    server = MlxServer(port=free_port("0.0.0.0"), log=tmp_path / "mlx_lm.server.log")
     server.timings["prepare_s"] = prep_s
     # mlx_lm.server's GET /v1/models (what the proxy's /health asks a generic upstream) scans the Hugging
     # Face cache and fails when that directory does not exist (a local model dir, nothing ever downloaded).
@@ -80,35 +81,14 @@ def mlx_server(mlx_model: tuple[Path, float], tmp_path: Path) -> Iterator[MlxSer
         "OMP_NUM_THREADS": "2",
     }
     start = time.monotonic()
-    with server.log.open("wb") as log:
-        # The launcher execs mlx_lm.server: this process is the server.
-        proc = subprocess.Popen(
-            ["bash", str(LAUNCHER)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"mlx_lm.server exited ({proc.returncode}):\n{server.log.read_text()}"
-            try:
-                http_json("GET", f"http://127.0.0.1:{server.port}/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"mlx_lm.server did not start:\n{server.log.read_text()}"
-                time.sleep(0.2)
+    # The launcher execs mlx_lm.server: this process is the server.
+    proc = Process("mlx_lm.server", ["bash", str(LAUNCHER)], server.log, env=env)
+    with proc.started(ready_url=f"http://127.0.0.1:{server.port}/health", timeout=180):
         server.timings["server_startup_s"] = round(time.monotonic() - start, 1)
-        yield server
-    finally:
-        proc.terminate()
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        print(f"mlx_lm.server timings: {json.dumps(server.timings)}")
+            yield server
+        finally:
+            print(f"mlx_lm.server timings: {json.dumps(server.timings)}")
 
 
 def messages_request(*, stream: bool) -> dict[str, Any]:

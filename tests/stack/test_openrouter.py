@@ -67,10 +67,11 @@ def test_openrouter_key_reaches_the_upstream_and_never_the_agent(
     assert {e["body"]["model"] for e in chats} == {"qwen/qwen3-coder"}
 
     # The agent container: a long-running one started the same way (compose run), then searched.
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
     name = f"{stack.project}-agent-probe"
-    cmd = stack.compose("run", "-d", "--name", name, "-T", "claude-sandbox", "sleep", "600")
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    started = stack.compose(workdir).run(
+        "claude-sandbox", "sleep", "600", options=("-d", "--name", name, "-T")
+    )
+    assert started.returncode == 0, started.stderr
     try:
         agent = docker.containers.get(name)
         inspect = json.dumps(agent.attrs)

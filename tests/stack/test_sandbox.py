@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +71,7 @@ def test_plain_docker_compose_run_works_with_the_workdir_from_an_env_var(
     stack.ccstack("up", "test")
     content = f"plain compose run {secrets.token_hex(8)}\n"
     script_upstream(stack, docker, write_tool_script("/workspace/plain.txt", content))
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
-    cmd = stack.compose("run", "--rm", "-T", "claude-sandbox", "claude", "-p", "Write plain.txt.", *CLAUDE_P)
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
+    r = stack.compose(workdir).run("claude-sandbox", "claude", "-p", "Write plain.txt.", *CLAUDE_P)
     assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     assert result_event(r.stdout)["subtype"] == "success"
     assert (workdir / "plain.txt").read_text(encoding="utf-8") == content
@@ -83,7 +80,6 @@ def test_plain_docker_compose_run_works_with_the_workdir_from_an_env_var(
 
 def test_the_sandbox_is_preconfigured_and_hardened(stack: Stack, docker: Any, workdir: Path) -> None:
     stack.ccstack("up", "test")
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
     probe = (
         "id -u; id -g; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "
         "cat /proc/sys/net/ipv6/conf/all/disable_ipv6; "
@@ -97,8 +93,7 @@ def test_the_sandbox_is_preconfigured_and_hardened(stack: Stack, docker: Any, wo
         "test -S /var/run/docker.sock || echo no-docker-sock; "
         'echo "suid=$(find / -xdev -type f -perm /6000 2>/dev/null | wc -l)"'
     )
-    cmd = stack.compose("run", "--rm", "-T", "claude-sandbox", "bash", "-c", probe)
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
+    r = stack.compose(workdir).run("claude-sandbox", "bash", "-c", probe, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split()
     assert lines[:2] == [str(AGENT_UID), str(AGENT_GID)]
