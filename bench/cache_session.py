@@ -45,26 +45,24 @@ import json
 import os
 import platform
 import re
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 from ccstack import models
+from harness import ccproxy, http_status
+from harness.llama import LlamaServer, llama_server
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "claude_code"
 RESULTS = REPO / "bench" / "results"
-IMAGE = os.environ.get("CCSANDBOX_LLAMA_IMAGE", "ccsandbox/llama-server:local")
-CCPROXY = Path(sys.executable).with_name("ccproxy")
 MODEL_NAME = "claude-opus-4-8"  # what Claude Code sends by default
 USER_TURNS = [
     "Look at the repository layout and tell me in one sentence what it is.",
@@ -314,15 +312,12 @@ def slot_uses(lines: list[str]) -> list[SlotUse]:
 class LogTail:
     """New lines of a container's log since the last call."""
 
-    def __init__(self, container: str) -> None:
+    def __init__(self, container: LlamaServer) -> None:
         self.container = container
         self.seen = 0
 
     def new_lines(self) -> list[str]:
-        out = subprocess.run(
-            ["docker", "logs", self.container], capture_output=True, text=True, errors="replace"
-        )
-        lines = (out.stdout + out.stderr).splitlines()
+        lines = self.container.logs(0).splitlines()
         new, self.seen = lines[self.seen :], len(lines)
         return new
 
@@ -408,97 +403,6 @@ def _attach_slots(turn: Turn, uses: list[SlotUse]) -> None:
     others = [u for u in uses if u is not main]
     if others:
         turn.side_slot, turn.side_slot_why = others[0].slot, others[0].why
-
-
-# --- processes -------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_ok(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {seconds} s")
-
-
-@dataclass(frozen=True)
-class Container:
-    name: str
-    url: str
-
-    def state(self) -> str:
-        """What Docker says about the container (after a failure: did it exit, was it OOM-killed?)."""
-        out = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .State}}", self.name], capture_output=True, text=True
-        )
-        if out.returncode != 0:
-            return f"docker inspect failed: {out.stderr.strip()[:200]}"
-        st = json.loads(out.stdout)
-        keys = ("Status", "Running", "ExitCode", "OOMKilled", "Error")
-        return "container " + ", ".join(f"{k}={st.get(k)!r}" for k in keys)
-
-
-@contextmanager
-def llama_server(model_file: Path, *, native: bool, log_file: Path) -> Iterator[Container]:
-    """A llama-server container on 127.0.0.1. Its log ends up in log_file."""
-    name = f"ccsandbox-bench-llama-{uuid.uuid4().hex[:8]}"
-    command = ["docker", "run", "-d", "--name", name, "-p", "127.0.0.1::8080"]
-    command += ["-v", f"{model_file}:/models/model.gguf:ro"]
-    if native:  # llama-server's defaults: no flags but the model and the listen address
-        command += ["--entrypoint", "/app/llama-server", IMAGE]
-        command += ["-m", "/models/model.gguf", "--host", "0.0.0.0", "--port", "8080"]
-    else:  # the stack's settings (see compose.yaml / the image's entrypoint)
-        command += ["-e", "LLAMA_CHAT_TEMPLATE=qwen2.5-coder-tools", IMAGE]
-    subprocess.run(command, check=True, capture_output=True)
-    try:
-        port = subprocess.run(
-            ["docker", "port", name, "8080/tcp"], check=True, capture_output=True, text=True
-        ).stdout.split()[0]
-        url = "http://127.0.0.1:" + port.rsplit(":", 1)[1]
-        wait_ok(url + "/health", 180)
-        yield Container(name, url)
-    finally:
-        with log_file.open("wb") as log:
-            subprocess.run(["docker", "logs", name], stdout=log, stderr=subprocess.STDOUT)
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-
-
-@contextmanager
-def ccproxy(upstream: str, log_file: Path) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCPROXY_")}
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                *(str(CCPROXY), "--port", str(port), "--upstream", upstream + "/v1"),
-                *("--backend-features", "llama-server", "--model", models.DEFAULT_MODEL),
-                *("--log-level", "warning"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            wait_ok(f"http://127.0.0.1:{port}/health", 30)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 # --- report ----------------------------------------------------------------------------------------------
@@ -751,20 +655,33 @@ def _slot(slot: int | None, why: str) -> str:
 
 def healthy(url: str) -> bool:
     try:
-        return httpx.get(url + "/health", timeout=5).status_code == 200
-    except httpx.HTTPError:
+        return http_status(url + "/health", timeout=5) == 200
+    except OSError:
         return False
 
 
-def start_setup(stack: ExitStack, setup: str, model_file: Path, raw: Path, tag: str) -> tuple[Container, str]:
-    """The setup's llama-server (and ccproxy in front for `proxy`): the container and the URL to use."""
+def start_setup(
+    stack: ExitStack, setup: str, model_file: Path, raw: Path, tag: str
+) -> tuple[LlamaServer, str]:
+    """The setup's llama-server (and ccproxy in front for `proxy`): the container and the URL to use.
+    `native`: llama-server's defaults (no flags but the model); `proxy`: the stack's settings (see
+    compose.yaml / the image's entrypoint) and ccproxy as the stack runs it."""
     if setup not in ("proxy", "native"):
         raise SystemExit(f"unknown setup {setup!r}")
-    log = raw / f"cache_session.{setup}{tag}.llama-server.log"
-    server = stack.enter_context(llama_server(model_file, native=setup == "native", log_file=log))
+    server = stack.enter_context(
+        llama_server(
+            model_file,
+            env={} if setup == "native" else {"LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools"},
+            native=setup == "native",
+            name_prefix="ccsandbox-bench-llama",
+            log_file=raw / f"cache_session.{setup}{tag}.llama-server.log",
+        )
+    )
     if setup == "native":
         return server, server.url
-    return server, stack.enter_context(ccproxy(server.url, raw / f"cache_session.ccproxy{tag}.log"))
+    flags = ("--backend-features", "llama-server", "--model", models.DEFAULT_MODEL, "--log-level", "warning")
+    log = raw / f"cache_session.ccproxy{tag}.log"
+    return server, stack.enter_context(ccproxy(server.url + "/v1", *flags, log=log)).url
 
 
 def main() -> int:
@@ -810,7 +727,7 @@ def main() -> int:
         ]
         with ExitStack() as stack:
             server, url = start_setup(stack, setup, model_file, raw, "")
-            log = LogTail(server.name)
+            log = LogTail(server)
             rows += run_session(url, sessions[0], args.turns, failures, log=log, on_failure=server.state)
             write(report, args.out)
             if args.turns2:
@@ -824,7 +741,7 @@ def main() -> int:
                     report.restarts.setdefault(setup, []).append(note)
                     stack.close()
                     server, url = start_setup(stack, setup, model_file, raw, ".restart")
-                    log = LogTail(server.name)
+                    log = LogTail(server)
                 rows += run_session(
                     url, sessions[1], args.turns2, failures, conversation=2, log=log, on_failure=server.state
                 )

@@ -50,6 +50,7 @@ import loadgen
 import peers
 import procstat
 import report
+from harness import Process, free_port, wait_port
 from loadgen import Endpoint, Sample
 
 BENCH = Path(__file__).resolve().parent
@@ -62,7 +63,7 @@ README_START, README_END = "<!-- overhead-results:start -->", "<!-- overhead-res
 class Target:
     name: str
     endpoint: Endpoint
-    proc: peers.Proc | None  # None for "direct" (no proxy)
+    proc: Process | None  # None for "direct" (no proxy)
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _signal_groups(procs: Sequence[peers.Proc], sig: signal.Signals) -> None:
+def _signal_groups(procs: Sequence[Process], sig: signal.Signals) -> None:
     for proc in procs:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
@@ -135,7 +136,7 @@ def _reexec_in_netns() -> None:
 
 async def _measure(
     targets: Sequence[Target],
-    upstream: peers.Proc,
+    upstream: Process,
     upstream_port: int,
     levels: Sequence[int],
     rounds: int,
@@ -222,12 +223,12 @@ async def _start_targets(
         if missing[name]:
             skipped[name] = f"not available: {missing[name]}"
             continue
-        port = peers.free_port()
+        port = free_port()
         proc = factories[name](scratch, port, upstream_url)
         proc.start()
         targets.append(Target(name, peers.anthropic_endpoint(port), proc))
     for name, cmd in variants.items():
-        port = peers.free_port()
+        port = free_port()
         proc = peers.ccproxy(scratch, port, upstream_url, name=name, cmd=cmd)
         proc.start()
         targets.append(Target(name, peers.anthropic_endpoint(port), proc))
@@ -286,13 +287,13 @@ async def _run(args: argparse.Namespace) -> report.Json | None:
         _loopback_up()
         log("bench: running in a loopback-only network namespace")
 
-    upstream_port = peers.free_port()
+    upstream_port = free_port()
     upstream = peers.fake_upstream(scratch, upstream_port)
     upstream.start()
-    started: list[peers.Proc] = [upstream]
+    started: list[Process] = [upstream]
     t_begin = time.monotonic()
     try:
-        if not peers.wait_port(upstream_port, 20):
+        if not wait_port(upstream_port, 20):
             log(f"fake upstream did not start:\n{upstream.tail()}")
             return None
         log(f"bench: starting {', '.join(n for n in names if n != 'direct')} ...")

@@ -7,20 +7,15 @@ their configuration is written here into a scratch directory, never into the use
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import payloads
+from harness import CCPROXY, CCPROXY_CMD, Process, ccproxy_process
 from loadgen import Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +23,8 @@ TOOLS = Path(os.environ.get("BENCH_TOOLS", ROOT / ".tools"))
 LITELLM_VENV = TOOLS / "litellm-venv"
 CCR_DIR = TOOLS / "ccr"
 CCR_CLI = CCR_DIR / "node_modules/@musistudio/claude-code-router/dist/cli.js"
-CCPROXY = Path(sys.executable).parent / "ccproxy"
-# Another ccproxy build or launcher to measure instead (e.g. "python /path/to/patched_launcher.py").
-CCPROXY_CMD = shlex.split(os.environ.get("BENCH_CCPROXY_CMD", "")) or [str(CCPROXY)]
+# Another ccproxy build or launcher to measure instead: BENCH_CCPROXY_CMD="python /path/to/launcher.py"
+# (harness.CCPROXY_CMD).
 
 BENCH_KEY = "sk-bench-0123456789abcdef0123456789abcdef"  # LiteLLM's master key; the others ignore it
 ANTHROPIC_HEADERS = (
@@ -41,13 +35,6 @@ ANTHROPIC_HEADERS = (
     ("x-app", "cli"),
     ("user-agent", "claude-cli/2.1.330 (external, sdk-cli)"),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def anthropic_endpoint(port: int) -> Endpoint:
@@ -74,57 +61,8 @@ def openai_endpoint(port: int) -> Endpoint:
     )
 
 
-@dataclass
-class Proc:
-    """A started process (group leader); `stop()` ends its whole process group."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str] = field(default_factory=dict)
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, **self.env}
-        with self.log.open("wb") as out:
-            self.popen = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self) -> None:
-        if self.popen is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # the leader is gone; make sure nothing it left behind in its group lingers
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-
-    def tail(self, n: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except FileNotFoundError:
-            return ""
-
-
-def fake_upstream(scratch: Path, port: int) -> Proc:
-    return Proc(
+def fake_upstream(scratch: Path, port: int) -> Process:
+    return Process(
         "fakeupstream",
         [sys.executable, str(Path(__file__).with_name("fakeupstream.py")), "--port", str(port)],
         scratch / "fakeupstream.log",
@@ -133,13 +71,12 @@ def fake_upstream(scratch: Path, port: int) -> Proc:
 
 def ccproxy(
     scratch: Path, port: int, upstream: str, *, name: str = "ccproxy", cmd: Sequence[str] = ()
-) -> Proc:
-    argv = [*(cmd or CCPROXY_CMD), "--host", "127.0.0.1", "--port", str(port), "--upstream", upstream]
-    argv += ["--upstream-kind", "openai", "--model", "fake"]
-    return Proc(name, argv, scratch / f"{name}.log")
+) -> Process:
+    flags = ("--upstream-kind", "openai", "--model", "fake")
+    return ccproxy_process(port, upstream, *flags, log=scratch / f"{name}.log", name=name, cmd=cmd)
 
 
-def litellm(scratch: Path, port: int, upstream: str) -> Proc:
+def litellm(scratch: Path, port: int, upstream: str) -> Process:
     # Written as JSON, which is valid YAML: LiteLLM reads its config with PyYAML.
     config = {
         "model_list": [
@@ -171,10 +108,10 @@ def litellm(scratch: Path, port: int, upstream: str) -> Proc:
         "--port",
         str(port),
     ]
-    return Proc("litellm", argv, scratch / "litellm.log", env)
+    return Process("litellm", argv, scratch / "litellm.log", env)
 
 
-def claude_code_router(scratch: Path, port: int, upstream: str) -> Proc:
+def claude_code_router(scratch: Path, port: int, upstream: str) -> Process:
     home = scratch / "ccr-home"
     (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
     config = {
@@ -195,7 +132,7 @@ def claude_code_router(scratch: Path, port: int, upstream: str) -> Proc:
     }
     (home / ".claude-code-router/config.json").write_text(json.dumps(config, indent=2))
     env = {"HOME": str(home), "TMPDIR": str(home), "NO_UPDATE_NOTIFIER": "1"}
-    return Proc("ccr", ["node", str(CCR_CLI), "start"], scratch / "ccr.log", env)
+    return Process("ccr", ["node", str(CCR_CLI), "start"], scratch / "ccr.log", env)
 
 
 def ccproxy_available() -> str | None:
@@ -209,14 +146,3 @@ def ccproxy_available() -> str | None:
     if done.returncode != 0:
         return (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()[-1:][0]
     return None
-
-
-def wait_port(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False

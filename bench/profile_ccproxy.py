@@ -26,6 +26,7 @@ from pathlib import Path
 import loadgen
 import peers
 import procstat
+from harness import Process, free_port
 
 RAW = Path(__file__).resolve().parent / "results" / "raw"
 
@@ -71,7 +72,7 @@ def summarize(collapsed: Path, top: int) -> str:
 async def drive(args: argparse.Namespace, pyspy: str, extra: Sequence[str]) -> int:
     scratch = RAW / ("profile-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
     scratch.mkdir(parents=True, exist_ok=True)
-    up_port, port = peers.free_port(), peers.free_port()
+    up_port, port = free_port(), free_port()
     upstream = peers.fake_upstream(scratch, up_port)
     upstream.start()
     collapsed = scratch / "ccproxy.collapsed.txt"
@@ -79,7 +80,7 @@ async def drive(args: argparse.Namespace, pyspy: str, extra: Sequence[str]) -> i
     proxy.argv += list(extra)
     proxy.start()
     endpoint = peers.anthropic_endpoint(port)
-    spy: peers.Proc | None = None
+    spy: Process | None = None
     try:
 
         async def alive() -> bool:
@@ -92,7 +93,7 @@ async def drive(args: argparse.Namespace, pyspy: str, extra: Sequence[str]) -> i
         await loadgen.run_batch(endpoint, 4, 200)  # warm up: imports, caches, pools
         # attach only now, so start-up and imports stay out of the profile
         spy_argv = [pyspy, "record", "--pid", str(proxy.pid), "--format", "raw", "--rate", str(args.rate)]
-        spy = peers.Proc("py-spy", [*spy_argv, "--nonblocking", "-o", str(collapsed)], scratch / "py-spy.log")
+        spy = Process("py-spy", [*spy_argv, "--nonblocking", "-o", str(collapsed)], scratch / "py-spy.log")
         spy.start()
         await asyncio.sleep(1.0)
         cpu: dict[str, float] = {}

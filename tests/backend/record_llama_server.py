@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness
 from ccstack import models
 from harness.llama import llama_server
 from llama_helpers import OPENAI_WRITE_FILE, REPO

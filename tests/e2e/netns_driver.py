@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness (run as a script)
 from harness import ccproxy_process, scripted_upstream_process
 
 UPSTREAM_PORT = 18080
