@@ -1,5 +1,6 @@
-"""Docker for the suites: a loud failure (never a skip) when Docker, Compose v2 or an image is missing,
-and the testcontainers settings every container here uses (see harness/__init__.py)."""
+"""Docker for the suites: a loud failure (never a skip) when Docker, Compose v2 or an image is missing.
+`DockerContainer` is testcontainers' own, imported through here so that the harness's settings (Ryuk
+off, see harness/__init__.py) are in place before any container starts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 
 import docker
 import docker.errors
+from testcontainers.core.container import DockerContainer
+
+__all__ = ["ContainerError", "DockerContainer", "docker_client", "image_exists", "require_image"]
 
 
 class ContainerError(AssertionError):

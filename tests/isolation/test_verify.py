@@ -4,8 +4,11 @@ only when every probe passed."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from ccstack import verify
+from harness.containers import DockerContainer
 
 pytestmark = pytest.mark.isolation
 
@@ -30,32 +33,16 @@ def test_verify_passes_on_the_stack(iso, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_verify_fails_on_a_weakened_agent(iso, capsys: pytest.CaptureFixture[str]) -> None:
     """A probe that cannot fail proves nothing: a container without the hardening must fail verify."""
-    import subprocess
-
-    name = "ccsandbox-iso-weak"
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    started = subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "--user",
-            "0",
-            "--entrypoint",
-            "sleep",
-            "ccsandbox/claude-sandbox:local",
-            "300",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    weak = DockerContainer(
+        "ccsandbox/claude-sandbox:local",
+        name=f"ccsandbox-iso-weak-{secrets.token_hex(3)}",
+        command="300",
+        entrypoint="sleep",
+        user="0",
+        network_mode="none",
     )
-    assert started.returncode == 0, started.stderr
-    try:
+    with weak:
+        name = weak.get_wrapped_container().name
         code = verify.main(["--state-dir", str(iso.paths.state_dir), "--agent", name, "--no-host-listener"])
         out = capsys.readouterr().out
         print(out)
@@ -63,5 +50,3 @@ def test_verify_fails_on_a_weakened_agent(iso, capsys: pytest.CaptureFixture[str
         lines = {line.split()[1]: line for line in out.splitlines()[1:] if len(line.split()) > 2}
         assert "FAIL" in lines["privileges"]
         assert "FAIL" in lines["sudo-su"]  # root: su works
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
