@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from ccstack import cli, models
-from llama_helpers import LlamaServer, start_llama_server, stop_container
+from harness.llama import LlamaServer, llama_server
 
 pytestmark = pytest.mark.backend
 
@@ -24,20 +25,22 @@ MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, LlamaServer]]:
-    started: dict[str, LlamaServer] = {}
-    env = {"LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools", "LLAMA_PARALLEL": "2", "LLAMA_CTX_PER_SLOT": "8192"}
-    try:
+    env = {
+        "LLAMA_CHAT_TEMPLATE": "qwen2.5-coder-tools",
+        "LLAMA_PARALLEL": "2",
+        "LLAMA_CTX_PER_SLOT": "8192",
+        "LLAMA_THREADS": "2",
+    }
+    with ExitStack() as started:
+        servers: dict[str, LlamaServer] = {}
         for name in MODELS:
             try:
                 model = models.fetch(name)
             except models.ModelError as exc:
                 pytest.fail(f"cannot fetch the model {name}: {exc}")
-            env["LLAMA_THREADS"] = "2"
-            started[name] = start_llama_server(model, env=env, name_prefix="ccsandbox-test-replay")
-        yield started
-    finally:
-        for server in started.values():
-            stop_container(server.container)
+            server = llama_server(model, env=env, name_prefix="ccsandbox-test-replay")
+            servers[name] = started.enter_context(server)
+        yield servers
 
 
 def test_replay_against_two_real_models(

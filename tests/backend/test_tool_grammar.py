@@ -16,7 +16,9 @@ import httpx
 import jsonschema
 import pytest
 from ccproxy.tool_grammar import for_tools
-from llama_helpers import LlamaServer, Proxy, start_proxy, stop_proxy
+from harness import Ccproxy
+from harness.llama import LlamaServer
+from llama_helpers import backend_proxy
 
 pytestmark = pytest.mark.backend
 
@@ -59,16 +61,13 @@ def test_llama_server_parses_the_grammar_of_every_recorded_tool_set(llama: Llama
 
 
 @pytest.fixture(scope="module")
-def proxy_without_grammar(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+def proxy_without_grammar(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ccproxy]:
     work = tmp_path_factory.mktemp("ccproxy-no-grammar")
-    proxy = start_proxy(llama.url + "/v1", work / "ccproxy.log", "--tool-grammar", "off")
-    try:
+    with backend_proxy(llama.url + "/v1", work / "ccproxy.log", "--tool-grammar", "off") as proxy:
         yield proxy
-    finally:
-        stop_proxy(proxy)
 
 
-def ask(proxy: Proxy, tools: list[dict[str, Any]]) -> anthropic.types.Message:
+def ask(proxy: Ccproxy, tools: list[dict[str, Any]]) -> anthropic.types.Message:
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=900)
     return client.messages.create(
         model="claude-opus-4-8",
@@ -80,7 +79,9 @@ def ask(proxy: Proxy, tools: list[dict[str, Any]]) -> anthropic.types.Message:
     )
 
 
-def test_grammar_turns_a_made_up_call_into_a_valid_call(proxy: Proxy, proxy_without_grammar: Proxy) -> None:
+def test_grammar_turns_a_made_up_call_into_a_valid_call(
+    proxy: Ccproxy, proxy_without_grammar: Ccproxy
+) -> None:
     tools = [short(t) for t in recorded_tools("cli") if t["name"] in ("Bash", "Edit", "Read", "Write")]
     by_name = {t["name"]: t for t in tools}
 
