@@ -11,8 +11,18 @@ from typing import Any
 import docker
 import docker.errors
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
-__all__ = ["ContainerError", "DockerContainer", "docker_client", "image_exists", "require_image"]
+from harness.net import LOOPBACK, NotReady, wait_http_ok
+
+__all__ = [
+    "ContainerError",
+    "DockerContainer",
+    "HealthWait",
+    "docker_client",
+    "image_exists",
+    "require_image",
+]
 
 
 class ContainerError(AssertionError):
@@ -47,3 +57,31 @@ def image_exists(ref: str) -> bool:
 def require_image(ref: str, how: str = "scripts/build-images.sh") -> None:
     if not image_exists(ref):
         raise ContainerError(f"image {ref} is missing: run {how}")
+
+
+class HealthWait(WaitStrategy):
+    """Ready when `path` on the published `port` answers 200; fails at once (with the container's
+    log) when the container stops running, instead of waiting out the startup timeout."""
+
+    def __init__(self, port: int, path: str) -> None:
+        super().__init__()
+        self.port, self.path = port, path
+
+    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+        url = f"http://{LOOPBACK}:{container.get_exposed_port(self.port)}{self.path}"
+
+        def alive() -> None:
+            container.reload()
+            if container.status not in ("created", "running"):
+                raise ContainerError(f"the container stopped ({container.status}):\n{_log_text(container)}")
+
+        try:
+            wait_http_ok(url, self._startup_timeout, alive=alive, interval=self._poll_interval)
+        except NotReady as exc:
+            raise NotReady(f"{exc}\n{_log_text(container)}") from None
+
+
+def _log_text(container: WaitStrategyTarget, lines: int = 80) -> str:
+    out, err = container.get_logs()
+    text = (out + err).decode(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])

@@ -22,41 +22,12 @@ from typing import Any
 
 import httpx
 from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
-from harness.containers import ContainerError, require_image
-from harness.net import LOOPBACK, NotReady, wait_http_ok
+from harness.containers import ContainerError, HealthWait, require_image
+from harness.net import LOOPBACK
 
 IMAGE = os.environ.get("CCSANDBOX_LLAMA_IMAGE", "ccsandbox/llama-server:local")
 PORT = 8080
-
-
-class HealthWait(WaitStrategy):
-    """Ready when `path` on the published `port` answers 200; fails at once (with the container's
-    log) when the container stops running, instead of waiting out the startup timeout."""
-
-    def __init__(self, port: int, path: str) -> None:
-        super().__init__()
-        self.port, self.path = port, path
-
-    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
-        url = f"http://{LOOPBACK}:{container.get_exposed_port(self.port)}{self.path}"
-
-        def alive() -> None:
-            container.reload()
-            if container.status not in ("created", "running"):
-                raise ContainerError(f"the container stopped ({container.status}):\n{_log_text(container)}")
-
-        try:
-            wait_http_ok(url, self._startup_timeout, alive=alive, interval=self._poll_interval)
-        except NotReady as exc:
-            raise NotReady(f"{exc}\n{_log_text(container)}") from None
-
-
-def _log_text(container: WaitStrategyTarget, lines: int = 80) -> str:
-    out, err = container.get_logs()
-    text = (out + err).decode(errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class LlamaServer(DockerContainer):
@@ -71,13 +42,14 @@ class LlamaServer(DockerContainer):
         native: bool = False,
         name_prefix: str = "ccsandbox-test-llama",
         startup_timeout: float = 180,
+        publish: tuple[str, int | None] = (LOOPBACK, None),
     ) -> None:
         super().__init__(IMAGE, name=f"{name_prefix}-{uuid.uuid4().hex[:8]}", env=dict(env))
         self.with_volume_mapping(str(model_file), "/models/model.gguf", "ro")
         for host, inside in mounts.items():
             self.with_volume_mapping(host, inside, "rw")
-        # published on loopback only: docker-py takes (host ip, host port); None picks a free port
-        self.ports[f"{PORT}/tcp"] = (LOOPBACK, None)  # type: ignore[assignment]
+        # `publish`: (host address, host port) for docker-py; loopback and a free port unless asked
+        self.ports[f"{PORT}/tcp"] = publish  # type: ignore[assignment]
         if native:  # llama-server's defaults: no flags but the model and the listen address
             self.with_kwargs(entrypoint="/app/llama-server")
             self.with_command(["-m", "/models/model.gguf", "--host", "0.0.0.0", "--port", str(PORT)])
@@ -140,11 +112,22 @@ def llama_server(
     native: bool = False,
     name_prefix: str = "ccsandbox-test-llama",
     log_file: Path | None = None,
+    startup_timeout: float = 180,
+    publish: tuple[str, int | None] = (LOOPBACK, None),
 ) -> Iterator[LlamaServer]:
     """Start the container, wait for /health, yield it; removed on the way out (its whole log written
     to `log_file` first, if given)."""
     require_image(IMAGE, "scripts/build-llama-server.sh")
-    with LlamaServer(model_file, env=env, mounts=mounts, native=native, name_prefix=name_prefix) as server:
+    server = LlamaServer(
+        model_file,
+        env=env,
+        mounts=mounts,
+        native=native,
+        name_prefix=name_prefix,
+        startup_timeout=startup_timeout,
+        publish=publish,
+    )
+    with server:
         try:
             yield server
         finally:

@@ -135,7 +135,6 @@ def test_without_the_registry_opt_in_pip_and_npm_fail_at_once_and_say_why(
     stack: Stack, workdir: Path
 ) -> None:
     stack.ccstack("up", "test")
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
     probe = (
         'echo "registries=$CCSANDBOX_REGISTRIES proxy=${HTTPS_PROXY:-none}"; '
         "for t in python3 pip make gcc g++ cc curl jq less file unzip ps git rg node npm; do "
@@ -148,8 +147,7 @@ def test_without_the_registry_opt_in_pip_and_npm_fail_at_once_and_say_why(
         "start=$(date +%s); npm install --no-audit left-pad >/tmp/npm.log 2>&1; echo npm-exit=$?; "
         'echo "npm-seconds=$(( $(date +%s) - start ))"; head -5 /tmp/npm.log'
     )
-    cmd = stack.compose("run", "--rm", "-T", "claude-sandbox", "bash", "-c", probe)
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
+    r = stack.compose(workdir).run("claude-sandbox", "bash", "-c", probe, timeout=300)
     out = r.stdout
     print(out)
     assert r.returncode == 0, r.stderr

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import free_port
+from harness.containers import DockerContainer, HealthWait
+from harness.llama import llama_server
 from stack_helpers import CLAUDE_P, REPO, Stack, http_json
 
 pytestmark = pytest.mark.stack
@@ -35,68 +36,39 @@ SCRIPT_IN_IMAGE = "/opt/scripted-upstream/scripted_upstream.py"
 machine, and its /v1/messages is what these tests use."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            http_json("GET", url)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 @contextmanager
-def llama_on_a_host_port(docker: Any, model: Path, template: str) -> Iterator[int]:
+def llama_on_a_host_port(model: Path, template: str) -> Iterator[int]:
     """llama-server as a user runs it by hand: a container published on a host port (all interfaces)."""
     if not model.is_file():
         pytest.fail(f"{model} is missing: `just model {model.stem}`")
-    port = free_port()
-    c = docker.containers.run(
-        "ccsandbox/llama-server:local",
-        detach=True,
-        name=f"ccsbx-test-host-llama-{secrets.token_hex(3)}",
-        ports={"8080/tcp": ("0.0.0.0", port)},
-        volumes={str(model): {"bind": "/models/model.gguf", "mode": "ro"}},
-        environment={"LLAMA_CTX_PER_SLOT": str(LLAMA_CTX), "LLAMA_CHAT_TEMPLATE": template},
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", 300)
+    port = free_port("0.0.0.0")
+    with llama_server(
+        model,
+        env={"LLAMA_CTX_PER_SLOT": str(LLAMA_CTX), "LLAMA_CHAT_TEMPLATE": template},
+        name_prefix="ccsbx-test-host-llama",
+        startup_timeout=300,
+        publish=("0.0.0.0", port),
+    ):
         yield port
-    finally:
-        c.remove(force=True)
 
 
 @pytest.fixture(scope="module")
-def host_llama(docker: Any) -> Iterator[int]:
-    with llama_on_a_host_port(docker, MODEL, "qwen2.5-coder-tools") as port:
+def host_llama() -> Iterator[int]:
+    with llama_on_a_host_port(MODEL, "qwen2.5-coder-tools") as port:
         yield port
 
 
 @pytest.fixture
-def host_scripted(docker: Any) -> Iterator[int]:
+def host_scripted() -> Iterator[int]:
     """The scripted upstream's image published on a host port: an Anthropic-compatible server on the host."""
-    port = free_port()
-    c = docker.containers.run(
-        "ccsandbox/scripted-upstream:local",
-        detach=True,
-        name=f"ccsbx-test-host-scripted-{secrets.token_hex(3)}",
-        ports={"8080/tcp": ("0.0.0.0", port)},
-        volumes={str(SCRIPT): {"bind": SCRIPT_IN_IMAGE, "mode": "ro"}},
+    port = free_port("0.0.0.0")
+    server = DockerContainer(
+        "ccsandbox/scripted-upstream:local", name=f"ccsbx-test-host-scripted-{secrets.token_hex(3)}"
     )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", 60)
+    server.with_volume_mapping(str(SCRIPT), SCRIPT_IN_IMAGE, "ro")
+    server.ports["8080/tcp"] = ("0.0.0.0", port)  # type: ignore[assignment]
+    with server.waiting_for(HealthWait(8080, "/health").with_startup_timeout(60)):
         yield port
-    finally:
-        c.remove(force=True)
 
 
 def proxy_message(stack: Stack, docker: Any, body: dict[str, Any]) -> Any:
@@ -142,7 +114,7 @@ def test_openai_mode_reads_window_and_model_from_llama_server_on_the_host(
 
 
 def test_doctor_finds_a_real_model_that_cannot_call_tools(stack: Stack, docker: Any) -> None:
-    with llama_on_a_host_port(docker, NO_TOOLS_MODEL, "") as port:  # its own chat template
+    with llama_on_a_host_port(NO_TOOLS_MODEL, "") as port:  # its own chat template
         stack.ccstack("up", "openai", "--upstream", f"http://host.docker.internal:{port}/v1")
         r = stack.ccstack("doctor", "--json", check=False, timeout=900)
     report = json.loads(r.stdout)
@@ -244,10 +216,10 @@ def test_subscription_token_reaches_the_upstream_as_bearer_and_never_the_agent(
         assert stack.token not in json.dumps(entry)  # the agent's token stops at the proxy
     print("anthropic-beta sent upstream:", main[0]["headers"].get("anthropic-beta"))
 
-    env = stack.compose_env({"CCSANDBOX_WORKDIR": str(workdir)})
     name = f"{stack.project}-agent-probe"
-    cmd = stack.compose("run", "-d", "--name", name, "-T", "claude-sandbox", "sleep", "600")
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    run_detached = ("-d", "--name", name, "-T")
+    started = stack.compose(workdir).run("claude-sandbox", "sleep", "600", options=run_detached)
+    assert started.returncode == 0, started.stderr
     try:
         agent = docker.containers.get(name)
         assert token not in json.dumps(agent.attrs)
