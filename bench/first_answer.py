@@ -2,7 +2,7 @@
 
 Three moments of a user's life, each a new Claude Code session in the same small git repository,
 driven through the real CLI in the sandbox both ways a user runs it — ``claude -p`` (stream-json with
-partial messages: the first ``content_block_delta``) and the interactive TUI in tmux (the first ``⏺``
+partial messages: the first ``content_block_delta``) and the interactive TUI in tmux (the first ``⏺``/``●``
 line of the answer after Enter):
 
   a  the first session after the first-ever ``ccstack up local`` (no slot files yet); ``up``'s own
@@ -13,7 +13,7 @@ line of the answer after Enter):
 
 Side by side, in the same run: llama.cpp's native ``/v1/messages`` (a second llama-server container, same
 image, model, template and flags, no proxy), sent the very request the CLI sent in each case (captured
-by the proxy's trace), after a fresh start (a), a restart (b), and without restart (c).
+by the proxy's trace, `ccstack up --trace`), after a fresh start (a), a restart (b), and without restart (c).
 
     python bench/first_answer.py [--model qwen2.5-coder-0.5b] [--skip-native] [--skip-tui]
     -> bench/results/first_answer.{json,md,png}
@@ -44,13 +44,6 @@ FILES = {
     "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n",
 }
 TOMORROW_TZ = "Pacific/Kiritimati"  # UTC+14: the local date is tomorrow's for most of the UTC day
-TRACE_OVERLAY = """services:
-  proxy:
-    environment:
-      CCPROXY_TRACE_DIR: /traces
-    volumes:
-      - {traces}:/traces
-"""
 TZ_OVERLAY = """services:
   claude-sandbox:
     environment:
@@ -109,10 +102,14 @@ def tui_session(repo: Path, timeout: float) -> dict[str, Any]:
         STACK.kill_agents()
 
 
+ANSWER_BULLETS = ("\u23fa", "\u25cf")
+"""How the TUI marks an answer line (text or a tool call): ⏺, or ● where the terminal lacks that glyph."""
+
+
 def _answer_started(screen: str) -> bool:
-    """The TUI shows the answer: a ``⏺`` line (text or a tool call) below the prompt line."""
+    """The TUI shows the answer: a bulleted line (text or a tool call) below the prompt line."""
     after = screen.split(PROMPT[:30], 1)[-1] if PROMPT[:30] in screen else ""
-    return "\u23fa" in after
+    return any(line.lstrip().startswith(ANSWER_BULLETS) for line in after.splitlines())
 
 
 def _round(value: float | None) -> float | None:
@@ -142,7 +139,7 @@ def case(name: str, repo: Path, args: argparse.Namespace, native: NativeServer |
     since = time.time()
     out["print"] = print_session(repo, args.timeout)
     print(f"[first-answer] {name} -p: {out['print']}", flush=True)
-    request = latest_request(STACK.work / "traces", since)
+    request = latest_request(STACK.state_dir / "traces", since)
     if not args.skip_tui:
         out["tui"] = tui_session(repo, args.timeout)
         print(f"[first-answer] {name} TUI: first token {out['tui'].get('first_token_s')} s", flush=True)
@@ -167,18 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-tui", action="store_true")
     args = parser.parse_args(argv)
 
-    traces = STACK.work / "traces"
-    traces.mkdir(parents=True, exist_ok=True)
-    traces.chmod(0o777)
-    trace_file = STACK.overlay("trace.yaml", TRACE_OVERLAY.format(traces=traces))
     tz_file = STACK.overlay("tz.yaml", TZ_OVERLAY.format(tz=TOMORROW_TZ))
     images = STACK.pinned_images()
     up_args = [
         "local",
         "-f",
         str(images),
-        "-f",
-        str(trace_file),
+        "--trace",
         *(["--model", args.model] if args.model else []),
         *args.up_arg,
     ]

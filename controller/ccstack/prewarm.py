@@ -6,7 +6,8 @@ prefix cache): the first session ever processes and saves it, later sessions and
 in a second. Prewarming moves that first, slow time to `up`, where it shows progress:
 
 1. Run the sandbox's real CLI in its interactive mode (as `ccstack claude` does, through a
-   pseudo-terminal) on an empty throwaway workdir with a one-line prompt. Its first request is exactly
+   pseudo-terminal) on an empty throwaway workdir with a one-line prompt, then as `claude -p` (its
+   system text differs by a line, so it has a prefix of its own). Its first request is exactly
    what a session sends: same CLI, settings, system prompt and tools. Its state (sessions, prompt
    history) goes to a tmpfs, not to the agent's state volume.
 2. Watch the proxy's `ccproxy_prefix_cache_total` counter: once it reports the prefix restored, saved or
@@ -44,6 +45,8 @@ from ccstack.render import SESSION_HEADER, Override, dump_yaml, session_overlay
 from ccstack.state import Paths, State, load_state
 
 PROMPT = "Reply with the single word OK."
+RUNS = (("interactive", ("claude", PROMPT)), ("claude -p", ("claude", "-p", PROMPT)))
+"""The CLI's two ways of running: their prefixes differ (a line of the system text), so each is saved."""
 _POLL = 2.0
 """Seconds between two reads of the proxy's counters."""
 READY = ("restored", "saved", "warm", "kept")
@@ -87,43 +90,44 @@ def screen_text(output: bytes, limit: int = 1500) -> str:
     return _ANSI.sub(b"", output).decode("utf-8", "replace")[-limit:].strip()
 
 
-def prewarm(paths: Paths, *, timeout: float = 1800, say: Callable[[str], None] = print) -> str:
-    """Prewarm the running stack; returns the outcome (raises StackError when it fails)."""
+def prewarm(paths: Paths, *, timeout: float = 1800, say: Callable[[str], None] = print) -> list[str]:
+    """Prewarm the running stack, for each of RUNS; returns the outcomes (StackError when one fails)."""
     state = load_state(paths)
     if not parse_mode(state.mode).prewarm:
         modes = ", ".join(m.name for m in MODES.values() if m.prewarm)
         raise StackError(
             f"prewarm keeps llama-server's prefix: mode {modes} only (the stack runs {state.mode})"
         )
-    before = prefix_counts(proxy_metrics(paths, state))
     workdir = Path(tempfile.mkdtemp(prefix="prewarm-", dir=paths.state_dir))
     overlay = paths.state_dir / f"prewarm-{workdir.name}.yaml"
+    results = []
     try:
         uid, gid = int(state.env["CCSANDBOX_UID"]), int(state.env["CCSANDBOX_GID"])
         if os.geteuid() == 0:
             os.chown(workdir, uid, gid)
         overlay.write_text(_overlay(paths, workdir), encoding="utf-8")
         run_state = replace(state, files=[*state.files, str(overlay)])
-        name = f"{state.project}-prewarm-{uuid.uuid4().hex[:8]}"
-        cmd = [
-            *compose_base(paths, run_state),
-            "run",
-            "--rm",
-            "--name",
-            name,
-            "claude-sandbox",
-            "claude",
-            PROMPT,
-        ]
         env = compose_env(run_state, {"CCSANDBOX_WORKDIR": str(workdir)})
-        say("prewarm: sending Claude Code's first request (the sandbox's CLI, on an empty workdir)")
-        result = _watch(
-            cmd, env, name, lambda: prefix_counts(proxy_metrics(paths, state)), before, timeout, say
-        )
+        for label, args in RUNS:
+            before = prefix_counts(proxy_metrics(paths, state))
+            name = f"{state.project}-prewarm-{uuid.uuid4().hex[:8]}"
+            cmd = [*compose_base(paths, run_state), "run", "--rm", "--name", name, "claude-sandbox", *args]
+            say(
+                f"prewarm: sending Claude Code's first request ({label}: the sandbox's CLI, an empty workdir)"
+            )
+            results.append(
+                _watch(
+                    cmd, env, name, lambda: prefix_counts(proxy_metrics(paths, state)), before, timeout, say
+                )
+            )
     finally:
         overlay.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
-    return result
+    return results
+
+
+def _counts(paths: Paths, state: State) -> dict[str, float]:
+    return prefix_counts(proxy_metrics(paths, state))
 
 
 def _overlay(paths: Paths, workdir: Path) -> str:

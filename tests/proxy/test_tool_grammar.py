@@ -195,3 +195,37 @@ def test_no_tools_still_a_grammar_for_prose() -> None:
     grammar = rules(for_tools([]))
     assert grammar["call"] == '"{}"'
     assert "prose-line" in grammar
+
+
+def inline(name: str, grammar: dict[str, str], depth: int = 0) -> str:
+    """The regex of a non-recursive rule, its rule references inlined."""
+    assert depth < 10, f"{name} is recursive"
+    out = []
+    for token in TOKEN.findall(grammar[name]):
+        if token[0].isalpha():
+            out.append("(?:" + inline(token, grammar, depth + 1) + ")")
+        else:
+            out.append(gbnf_to_regex(token) if token[0] in '"[' else token.replace("(", "(?:"))
+    return "".join(out)
+
+
+PROSE = rules(for_tools([{"type": "function", "function": {"name": "Read", "parameters": {}}}]))
+PROSE_TEXT = re.compile(
+    "(?:" + inline("prose-item", PROSE) + ")(?:\n(?:" + inline("prose-item", PROSE) + "))*", re.DOTALL
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"),
+    [
+        ("I'll read it first.", True),
+        ('A dict:\n```python\n{"name": "John", "age": 30}\n```\nThat is all.', True),
+        ('```py\n{"name": "unclosed block"}', True),
+        ('Calling it:\n{"name": "Read", "arguments": {}}', False),  # a call: only the call rule
+        ('```json\n{"name": "Read", "arguments": {}}\n```', False),  # a fenced call, likewise
+        ('```\n{"name": "Read", "arguments": {}}\n```', False),
+        ('```json\n{"path": "a"}\n```', True),  # JSON that is not a call stays prose
+    ],
+)
+def test_prose_lets_code_blocks_hold_anything_but_not_calls_outside_them(text: str, allowed: bool) -> None:
+    assert (PROSE_TEXT.fullmatch(text) is not None) == allowed

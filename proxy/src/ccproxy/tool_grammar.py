@@ -13,8 +13,9 @@ An answer under it is either
 
 * **calls**: one or more lines ``{"name": "<one of the tools>", "arguments": <that tool's input, valid
   against its JSON schema>}``, optionally inside a ```` ```json ```` fence, nothing after them; or
-* **prose**: any text whose lines do not start like a call (``{"name"``, or a fence followed by one);
-  prose may end with calls on their own lines.
+* **prose**: any text whose lines do not start like a call (``{"name"``), except inside a code block
+  in another language than JSON (```` ```python ````: a dict literal is code, not a call); prose may
+  end with calls on their own lines.
 
 So a call, once begun, can only name a real tool and carry that tool's arguments — required properties
 present, enums respected, types right — while prose, code blocks and JSON that is not a call stay free.
@@ -33,7 +34,7 @@ from typing import Any
 
 __all__ = ["GRAMMAR_VERSION", "GrammarBuilder", "for_tools", "lines_not_starting_with", "literal"]
 
-GRAMMAR_VERSION = "calls-1"
+GRAMMAR_VERSION = "calls-2"
 """Changes whenever the grammar's language changes (logged by the proxy at start-up)."""
 
 _PRIMITIVES = {
@@ -92,7 +93,7 @@ def _class_char(ch: str) -> str:
     return ch
 
 
-def lines_not_starting_with(prefixes: Sequence[str]) -> str:
+def lines_not_starting_with(prefixes: Sequence[str], *, empty: bool = True) -> str:
     """A GBNF expression for one line (no newline) that starts with none of ``prefixes``.
 
     The complement of a set of prefixes, walked as a trie: at each proper prefix ``p`` of a forbidden
@@ -109,8 +110,11 @@ def lines_not_starting_with(prefixes: Sequence[str]) -> str:
         if node.get("$end"):
             return  # a forbidden prefix is complete: nothing below it is allowed
         children = [ch for ch in node if ch != "$end"]
-        rest = f"({_char_class_except(children)} [^\\n]*)?"
-        alternatives.append(f"{literal(path)} {rest}" if path else rest)
+        rest = f"({_char_class_except(children)} [^\\n]*)"
+        if path:
+            alternatives.append(f"{literal(path)} {rest}?")
+        else:
+            alternatives.append(rest + ("?" if empty else ""))
         for ch in children:
             walk(node[ch], path + ch)
 
@@ -306,5 +310,10 @@ def for_tools(tools: Sequence[Mapping[str, Any]]) -> str:
     fenced = f'"```json\\n" {bare} "\\n```" | "```\\n" {bare} "\\n```"'
     block = builder.add("call-block", f'({bare} | {fenced}) "\\n"?')
     line = builder.add("prose-line", lines_not_starting_with(_CALL_STARTS))
-    prose = builder.add("prose", f'{line} ("\\n" {line})* ("\\n" {block})?')
+    # A code block in another language than JSON holds whatever lines it likes (a dict literal too).
+    lang = builder.add("fence-lang", lines_not_starting_with(("json", "JSON"), empty=False))
+    code = builder.add("code-line", lines_not_starting_with(("```",)))
+    fence = builder.add("code-block", f'"```" {lang} ("\\n" {code})* ("\\n" "```" [^\\n]*)?')
+    item = builder.add("prose-item", f"{line} | {fence}")
+    prose = builder.add("prose", f'{item} ("\\n" {item})* ("\\n" {block})?')
     return builder.render(f"{block} | {prose}")
