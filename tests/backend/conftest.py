@@ -36,6 +36,16 @@ def proxy(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield proxy
 
 
+@pytest.fixture(scope="session")
+def proxy_without_grammar(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ccproxy]:
+    """The proxy with `--tool-grammar off`: text tool calls recovered from unconstrained text."""
+    work = tmp_path_factory.mktemp("ccproxy-no-grammar")
+    with backend_proxy(
+        llama.url + "/v1", work / "ccproxy.log", "--tool-grammar", "off", trace_dir=work / "traces"
+    ) as proxy:
+        yield proxy
+
+
 @pytest.fixture
 def client(proxy: Ccproxy) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=300)

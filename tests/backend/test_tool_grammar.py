@@ -7,7 +7,6 @@ tool that does not exist gives a call of a real tool with schema-valid arguments
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from ccproxy.tool_grammar import for_tools
 from harness import Ccproxy
 from harness.llama import LlamaServer
-from llama_helpers import backend_proxy
 
 pytestmark = pytest.mark.backend
 
@@ -58,13 +56,6 @@ def test_llama_server_parses_the_grammar_of_every_recorded_tool_set(llama: Llama
     }
     r = httpx.post(llama.url + "/v1/chat/completions", json=body, timeout=120)
     assert r.status_code == 200, r.text[:500]
-
-
-@pytest.fixture(scope="module")
-def proxy_without_grammar(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ccproxy]:
-    work = tmp_path_factory.mktemp("ccproxy-no-grammar")
-    with backend_proxy(llama.url + "/v1", work / "ccproxy.log", "--tool-grammar", "off") as proxy:
-        yield proxy
 
 
 def ask(proxy: Ccproxy, tools: list[dict[str, Any]]) -> anthropic.types.Message:
