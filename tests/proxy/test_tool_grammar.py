@@ -126,8 +126,8 @@ def test_every_recorded_tool_gets_a_call_rule_and_every_rule_is_defined(path: Pa
     calls = grammar["call"].split(" | ")
     assert len(calls) == len(tools)
     for tool, rule in zip(tools, calls, strict=True):
-        head = '{"name": ' + json.dumps(tool["function"]["name"]) + ', "arguments": '
-        assert grammar[rule].startswith(literal(head))
+        name = literal(json.dumps(tool["function"]["name"]))
+        assert grammar[rule].startswith(f'"{{" ws "\\"name\\"" ws ":" ws {name} ws "," ws "\\"arguments\\""')
 
 
 def test_edit_arguments_follow_its_schema() -> None:
@@ -225,6 +225,9 @@ PROSE_TEXT = re.compile(
         ('```json\n{"name": "Read", "arguments": {}}\n```', False),  # a fenced call, likewise
         ('```\n{"name": "Read", "arguments": {}}\n```', False),
         ('```json\n{"path": "a"}\n```', True),  # JSON that is not a call stays prose
+        ('{\n  "name": "Read"', False),  # a line of just "{" opens a pretty-printed call
+        ('```python\nd = {\n  "name": "x"\n}\n```', True),
+        ("{ x }", True),
     ],
 )
 def test_prose_lets_code_blocks_hold_anything_but_not_calls_outside_them(text: str, allowed: bool) -> None:

@@ -11,11 +11,12 @@ sends this one:
 
 An answer under it is either
 
-* **calls**: one or more lines ``{"name": "<one of the tools>", "arguments": <that tool's input, valid
-  against its JSON schema>}``, optionally inside a ```` ```json ```` fence, nothing after them; or
-* **prose**: any text whose lines do not start like a call (``{"name"``), except inside a code block
-  in another language than JSON (```` ```python ````: a dict literal is code, not a call); prose may
-  end with calls on their own lines.
+* **calls**: one or more ``{"name": "<one of the tools>", "arguments": <that tool's input, valid
+  against its JSON schema>}``, compact or pretty-printed, optionally inside a ```` ```json ```` fence,
+  nothing after them; or
+* **prose**: any text whose lines do not start like a call (``{"name"``, or a line of just ``{``),
+  except inside a code block in another language than JSON (```` ```python ````: a dict literal is
+  code, not a call); prose may end with calls on their own lines.
 
 So a call, once begun, can only name a real tool and carry that tool's arguments — required properties
 present, enums respected, types right — while prose, code blocks and JSON that is not a call stay free.
@@ -34,7 +35,7 @@ from typing import Any
 
 __all__ = ["GRAMMAR_VERSION", "GrammarBuilder", "for_tools", "lines_not_starting_with", "literal"]
 
-GRAMMAR_VERSION = "calls-2"
+GRAMMAR_VERSION = "calls-3"
 """Changes whenever the grammar's language changes (logged by the proxy at start-up)."""
 
 _PRIMITIVES = {
@@ -54,6 +55,8 @@ _RULE_NAME = re.compile(r"[^a-zA-Z0-9]+")
 
 # Line starts that begin a call: prose lines must not start with these, so a call is always constrained.
 _CALL_STARTS = ('{"name"', '{ "name"')
+_CALL_OPENERS = ("{", "{ ")
+"""A line holding only a brace opens a pretty-printed call (``{`` / ``  "name": ...``) outside code."""
 
 
 def literal(text: str) -> str:
@@ -93,28 +96,28 @@ def _class_char(ch: str) -> str:
     return ch
 
 
-def lines_not_starting_with(prefixes: Sequence[str], *, empty: bool = True) -> str:
-    """A GBNF expression for one line (no newline) that starts with none of ``prefixes``.
+def lines_not_starting_with(prefixes: Sequence[str], *, empty: bool = True, whole: Sequence[str] = ()) -> str:
+    """A GBNF expression for one line (no newline) that starts with none of ``prefixes`` and is none of
+    the ``whole`` lines.
 
     The complement of a set of prefixes, walked as a trie: at each proper prefix ``p`` of a forbidden
-    string, the line may end there or continue with a character that leaves the trie."""
+    string, the line may end there (unless ``p`` is a forbidden whole line) or continue with a character
+    that leaves the trie."""
     trie: dict[str, Any] = {}
-    for prefix in prefixes:
+    for text, mark in [(p, "$end") for p in prefixes] + [(w, "$whole") for w in whole]:
         node = trie
-        for ch in prefix:
+        for ch in text:
             node = node.setdefault(ch, {})
-        node["$end"] = True
+        node[mark] = True
     alternatives: list[str] = []
 
     def walk(node: dict[str, Any], path: str) -> None:
         if node.get("$end"):
             return  # a forbidden prefix is complete: nothing below it is allowed
-        children = [ch for ch in node if ch != "$end"]
+        children = [ch for ch in node if not ch.startswith("$")]
         rest = f"({_char_class_except(children)} [^\\n]*)"
-        if path:
-            alternatives.append(f"{literal(path)} {rest}?")
-        else:
-            alternatives.append(rest + ("?" if empty else ""))
+        may_end = (bool(path) or empty) and not node.get("$whole")
+        alternatives.append((f"{literal(path)} " if path else "") + rest + ("?" if may_end else ""))
         for ch in children:
             walk(node[ch], path + ch)
 
@@ -302,14 +305,16 @@ def for_tools(tools: Sequence[Mapping[str, Any]]) -> str:
         schema = function.get("parameters")
         root = schema if isinstance(schema, Mapping) else {}
         args = builder.schema(root or {"type": "object"}, f"{name}-args", root)
-        head = literal('{"name": ' + json.dumps(name) + ', "arguments": ')
-        calls.append(builder.add(f"{name}-call", f'{head} ws {args} "}}"'.replace("ws  ", "ws ")))
+        # compact as the template asks, or pretty-printed over several lines as small models also write
+        key = literal(json.dumps(name))
+        head = f'"{{" ws "\\"name\\"" ws ":" ws {key} ws "," ws "\\"arguments\\"" ws ":" ws'
+        calls.append(builder.add(f"{name}-call", f'{head} {args} ws "}}"'))
     builder.primitive("ws")
     call = builder.add("call", " | ".join(calls) if calls else '"{}"')
     bare = builder.add("calls", f'{call} ("\\n" {call})*')
     fenced = f'"```json\\n" {bare} "\\n```" | "```\\n" {bare} "\\n```"'
     block = builder.add("call-block", f'({bare} | {fenced}) "\\n"?')
-    line = builder.add("prose-line", lines_not_starting_with(_CALL_STARTS))
+    line = builder.add("prose-line", lines_not_starting_with(_CALL_STARTS, whole=_CALL_OPENERS))
     # A code block in another language than JSON holds whatever lines it likes (a dict literal too).
     lang = builder.add("fence-lang", lines_not_starting_with(("json", "JSON"), empty=False))
     code = builder.add("code-line", lines_not_starting_with(("```",)))
