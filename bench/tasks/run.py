@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from catalog import Task, by_name  # noqa: E402
+from ccproxy.tool_grammar import GRAMMAR_VERSION  # noqa: E402
 from stackrun import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "tasks"
@@ -62,7 +63,9 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return f"{self.model}:{self.profile}:{self.tools}"
+        """MODEL:PROFILE:TOOLS, and the grammar's version with it (results of two versions differ)."""
+        version = f"/{GRAMMAR_VERSION}" if self.tools == "grammar" else ""
+        return f"{self.model}:{self.profile}:{self.tools}{version}"
 
     @property
     def model_name(self) -> str:
@@ -107,7 +110,7 @@ def summarize(transcript: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_turns: int) -> dict[str, Any]:
-    where = STACK.work / "runs" / candidate.name.replace(":", "-") / f"{task.name}-{index}"
+    where = STACK.work / "runs" / candidate.name.replace(":", "-").replace("/", "-") / f"{task.name}-{index}"
     repo = make_repo(task.files, where)
     args = ["claude", str(repo), *print_mode_args(task.prompt, "--max-turns", str(max_turns))]
     start = time.monotonic()
@@ -122,7 +125,7 @@ def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_t
         STACK.kill_agents()
     wall = time.monotonic() - start
     transcript = parse_lines(stdout)
-    out_dir = RESULTS / "transcripts" / candidate.name.replace(":", "-")
+    out_dir = RESULTS / "transcripts" / candidate.name.replace(":", "-").replace("/", "-")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{task.name}-{index}.jsonl").write_text(stdout)
     summary = summarize(transcript)
