@@ -32,8 +32,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from harness.cli_stack import REPO, Stack, Tmux, chown_tree, git, make_repo, print_mode_args  # noqa: E402
 from native_messages import NativeServer  # noqa: E402
-from stackrun import REPO, Stack, Tmux, chown_tree, git, make_repo, print_mode_args  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 STACK = Stack("ccsbx-first", Path("/tmp/ccsbx-first-answer"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 from ccstack import models
-from stackrun import REPO, Stack
+from harness.cli_stack import REPO, Stack
 
 IMAGE = "ccsandbox/llama-server:local"
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+sys.path.insert(0, str(HERE))
 
 from catalog import Task, by_name  # noqa: E402
 from ccproxy.tool_grammar import GRAMMAR_VERSION  # noqa: E402
-from stackrun import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
+from harness.cli_stack import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "tasks"
 STACK = Stack("ccsbx-tasks", Path("/tmp/ccsbx-tasks"))

@@ -12,39 +12,24 @@ verdict is printed here, and its success rate over many runs is measured by the 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import AGENT_GID, AGENT_UID, REPO, Stack
+from harness.cli_stack import make_repo
+from stack_helpers import REPO, Stack
 
 sys.path.insert(0, str(REPO / "bench" / "tasks"))
-from catalog import Task, by_name
+from catalog import by_name
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(3600)]
 
 TASK = "fix-bug"
 AGENT_TOOLS = {"Bash", "Edit", "Read", "Write"}
 CACHE_READ = re.compile(r"messages \S+ slot=\d+ stream=\d status=200 .* cache_read=(\d+)")
-
-
-def repository(task: Task, where: Path) -> Path:
-    repo = where / "repo"
-    repo.mkdir(parents=True)
-    for name, text in task.files.items():
-        (repo / name).write_text(text, encoding="utf-8")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(repo)]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "task"], check=True)
-    for path in [repo, *repo.rglob("*")]:
-        os.lchown(path, AGENT_UID, AGENT_GID)
-    return repo
 
 
 def events(stdout: str) -> list[dict[str, Any]]:
@@ -78,7 +63,7 @@ def test_a_task_end_to_end_with_the_defaults(stack: Stack, docker: Any, tmp_path
     prefix_tokens = int(saved.group(1))
 
     task = by_name(TASK)[0]
-    repo = repository(task, tmp_path)
+    repo = make_repo(task.files, tmp_path)
     started = int(time.time())
     r = stack.ccstack(
         "claude", str(repo), "-p", task.prompt, "--dangerously-skip-permissions",

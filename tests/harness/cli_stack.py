@@ -1,8 +1,9 @@
 """Driving the real stack from a benchmark: ``ccstack`` in its own Compose project, throwaway repositories,
 the real CLI in the sandbox (``-p`` with stream-json, or the interactive TUI in tmux), its transcripts.
 
-Used by bench/tasks/run.py and bench/first_answer.py. Each benchmark has its own project and state
-directory, so it never touches the user's stack (or another benchmark's).
+Used by bench/tasks/run.py, bench/first_answer.py and the stack suite's end-to-end task test
+(``make_repo``). Each benchmark has its own project and state directory, so it never touches the user's
+stack (or another benchmark's).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CCSTACK = REPO / ".venv" / "bin" / "ccstack"
 AGENT_UID = 1000
 """The agent's UID when ccstack runs as root (and the workdir's owner, so the agent can write it)."""
