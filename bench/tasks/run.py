@@ -15,7 +15,8 @@ lines into the table and plot.
 
 A candidate is MODEL:PROFILE:TOOLS — MODEL a name of ``python -m ccstack.models list`` (``0.5b`` and
 ``1.5b`` are short for the Qwen2.5-Coder ones), PROFILE ``full`` or ``lean`` (the proxy's prompt
-profile), TOOLS ``grammar`` (text tool calls under ccproxy's tool grammar) or ``text`` (without it).
+profile), TOOLS ``grammar`` (text tool calls under ccproxy's tool grammar), ``text`` (without it) or
+``grammar-hint`` (the grammar, and the proxy's reminder after a repeated call: ``--repeat-hint on``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from catalog import Task, by_name  # noqa: E402
+from ccproxy.repeat_hint import HINT_VERSION  # noqa: E402
 from ccproxy.tool_grammar import GRAMMAR_VERSION  # noqa: E402
 from harness.cli_stack import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
 
@@ -57,14 +59,15 @@ class Candidate:
             model, profile, tools = spec.split(":")
         except ValueError:
             raise SystemExit(f"candidate {spec!r}: want MODEL:PROFILE:TOOLS (0.5b:lean:grammar)") from None
-        if profile not in ("full", "lean") or tools not in ("grammar", "text"):
-            raise SystemExit(f"candidate {spec!r}: PROFILE is full|lean, TOOLS is grammar|text")
+        if profile not in ("full", "lean") or tools not in ("grammar", "text", "grammar-hint"):
+            raise SystemExit(f"candidate {spec!r}: PROFILE is full|lean, TOOLS is grammar|text|grammar-hint")
         return cls(model, profile, tools)
 
     @property
     def name(self) -> str:
         """MODEL:PROFILE:TOOLS, and the grammar's version with it (results of two versions differ)."""
-        version = f"/{GRAMMAR_VERSION}" if self.tools == "grammar" else ""
+        version = f"/{GRAMMAR_VERSION}" if self.tools.startswith("grammar") else ""
+        version += f"+{HINT_VERSION}" if self.tools.endswith("hint") else ""
         return f"{self.model}:{self.profile}:{self.tools}{version}"
 
     @property
@@ -74,10 +77,12 @@ class Candidate:
 
 def up(candidate: Candidate) -> float:
     """Bring the stack up for this candidate (prefix prewarmed); returns the seconds it took."""
-    grammar = "on" if candidate.tools == "grammar" else "off"
+    grammar = "on" if candidate.tools.startswith("grammar") else "off"
+    hint = "on" if candidate.tools.endswith("hint") else "off"
     overlay = STACK.overlay(
         f"tools-{candidate.tools}.yaml",
-        f'services:\n  proxy:\n    environment:\n      CCPROXY_TOOL_GRAMMAR: "{grammar}"\n',
+        f'services:\n  proxy:\n    environment:\n      CCPROXY_TOOL_GRAMMAR: "{grammar}"\n'
+        f'      CCPROXY_REPEAT_HINT: "{hint}"\n',
     )
     return STACK.up(
         "local", "--model", candidate.model_name, "--prompt-profile", candidate.profile,

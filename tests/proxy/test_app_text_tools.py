@@ -50,7 +50,7 @@ async def test_text_tool_calls_recovered_when_the_template_asks(
     assert "grammar" not in sent_forced
     if recovered:
         assert sent["tool_choice"] == "none"  # plain text from the backend, same prompt
-        assert '"{\\"name\\": \\"Write\\", \\"arguments\\": "' in sent["grammar"]
+        assert 'write-call ::= "{" ws "\\"name\\"" ws ":" ws "\\"Write\\""' in sent["grammar"]
         assert message["stop_reason"] == "tool_use"
         assert [b["type"] for b in message["content"]] == ["text", "tool_use"]
         assert message["content"][1]["name"] == "Write"

@@ -181,3 +181,22 @@ def test_text_tool_calls_carry_the_tool_grammar_when_on(grammar: str) -> None:
     assert ("grammar" in p.body) == (grammar == "on")
     no_tools = plan(request(messages=[user("x")]), settings, INFO, SLOTS)
     assert "grammar" not in no_tools.body
+
+
+@pytest.mark.parametrize("hint", ["on", "off"])
+def test_repeat_hint_stage(hint: str) -> None:
+    use = {"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "a"}}
+    again = {**use, "id": "t2"}
+    messages = [
+        user("Read a"),
+        {"role": "assistant", "content": [use]},
+        user([{"type": "tool_result", "tool_use_id": "t1", "content": "x"}]),
+        {"role": "assistant", "content": [again]},
+        user([{"type": "tool_result", "tool_use_id": "t2", "content": "x"}]),
+    ]
+    body = plan(
+        request(messages=messages, tools=[TOOL]), replace(SETTINGS, repeat_hint=hint), None, Session()
+    ).body
+    last = body["messages"][-1]
+    reminded = last["role"] == "user" and "same arguments 2 times" in str(last["content"])
+    assert reminded == (hint == "on")

@@ -17,6 +17,7 @@ PURE = (
     "prefill_log",
     "prefix_key",
     "profile",
+    "repeat_hint",
     "sse",
     "text_repair",
     "text_tool_calls",

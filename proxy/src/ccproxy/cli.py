@@ -48,6 +48,8 @@ HELP: dict[str, str] = {
     "llama-server chat template asks for it), on, off",
     "tool_grammar": "with text tool calls: on (default: a llama-server grammar lets a call name only the "
     "request's tools, with schema-valid arguments; prose stays free) or off",
+    "repeat_hint": "on: a reminder after the 2nd, 3rd... identical tool call in a row (small models "
+    "repeat failing calls); off (default, until measured)",
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
     "prompt_layout": "stable (default: session-varying lines of the system prompt open the first user "
     "turn, so system + tools stay one cached prefix; openai kind) or off",

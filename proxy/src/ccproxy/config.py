@@ -26,6 +26,7 @@ BackendFeatures = Literal["generic", "llama-server"]
 TextToolCalls = Literal["auto", "on", "off"]
 UpstreamAuth = Literal["x-api-key", "bearer"]
 ToolGrammar = Literal["on", "off"]
+RepeatHint = Literal["on", "off"]
 
 MAX_PING_INTERVAL = 10.0
 
@@ -72,6 +73,9 @@ class Settings:
     tool_grammar: ToolGrammar = "on"
     """With text tool calls: send llama-server a grammar (ccproxy.tool_grammar) under which a call can
     only name one of the request's tools, with arguments valid against its schema; prose stays free."""
+    repeat_hint: RepeatHint = "off"
+    """openai kind: a reminder after the second (third, ...) identical tool call in a row
+    (ccproxy.repeat_hint); off until the task suite shows it helps."""
     side_max_tokens: int | None = 256
     """Clamp for side requests' max_tokens (titles, haiku calls; openai kind); None: no clamp."""
     prompt_layout: PromptLayout = "stable"
@@ -209,6 +213,13 @@ def _betas(value: object) -> tuple[str, ...]:
     return betas
 
 
+def _repeat_hint(value: object) -> RepeatHint:
+    text = _str(value).lower()
+    if text in ("on", "off"):
+        return text  # type: ignore[return-value]
+    raise ValueError(f"must be on or off, got {text!r}")
+
+
 def _prompt_layout(value: object) -> PromptLayout:
     text = _str(value).lower()
     if text in ("stable", "off"):
@@ -258,6 +269,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "backend_features": ("CCPROXY_BACKEND", _features),
     "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
     "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", _tool_grammar),
+    "repeat_hint": ("CCPROXY_REPEAT_HINT", _repeat_hint),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
     "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
     "prompt_profile": ("CCPROXY_PROMPT_PROFILE", _prompt_profile),

@@ -14,7 +14,8 @@ The plan's stages, in order (each a small function below or in a pure module):
    the prompt layout and profile chosen by the settings), plus llama-server's own keys.
 3. **text tool calls**: which tool names the proxy recovers from text; the backend then gets
    ``tool_choice: "none"`` and (``--tool-grammar on``) a grammar that lets a call name only the
-   request's tools, with schema-valid arguments (``tool_grammar``).
+   request's tools, with schema-valid arguments (``tool_grammar``); with ``--repeat-hint on``, a
+   reminder after each call that repeats the previous one exactly (``repeat_hint``).
 4. **slot**: the session's main slot or the shared side slot (``id_slot``), and whether the prefix cache
    prepares it first.
 5. **max_tokens**: the one clamp (``clamp_max_tokens``): the request's own value, the configured limit,
@@ -36,6 +37,7 @@ from ccproxy.errors import PromptTooLongError, from_upstream_payload
 from ccproxy.layout import PromptLayout
 from ccproxy.model_map import is_side_request
 from ccproxy.profile import PromptProfile
+from ccproxy.repeat_hint import with_repeat_hints
 from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
 from ccproxy.translate_request import RequestOptions, to_openai_request
 from ccproxy.translate_response import to_anthropic_message
@@ -171,6 +173,10 @@ def plan(
         body["tool_choice"] = "none"
         if settings.tool_grammar == "on":  # a call can only name a request's tool, with valid arguments
             body["grammar"] = tool_grammar.for_tools(body["tools"])
+
+    # 3b. a reminder after calls that repeat the previous one exactly (--repeat-hint on)
+    if settings.repeat_hint == "on" and not side and "messages" in body:
+        body["messages"] = with_repeat_hints(body["messages"])
 
     # 4. slot
     slot: int | None = None
