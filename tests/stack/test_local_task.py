@@ -63,7 +63,7 @@ def test_a_task_end_to_end_with_the_defaults(stack: Stack, docker: Any, tmp_path
     prefix_tokens = int(saved.group(1))
 
     task = by_name(TASK)[0]
-    repo = make_repo(task.files, tmp_path)
+    repo = make_repo(task.files, tmp_path / "task")  # a fresh folder: make_repo empties it
     started = int(time.time())
     r = stack.ccstack(
         "claude", str(repo), "-p", task.prompt, "--dangerously-skip-permissions",
