@@ -79,7 +79,8 @@ def test_a_task_end_to_end_with_the_defaults(stack: Stack, docker: Any, tmp_path
     log = stack.container(docker, "proxy").logs(since=started).decode()
     reads = [int(m.group(1)) for m in CACHE_READ.finditer(log)]
     assert reads, log[-2000:]
-    assert reads[0] >= prefix_tokens, (reads, prefix_tokens)
+    # (`-p` and the interactive CLI's prefixes differ by a line: either one saved serves most of it)
+    assert reads[0] >= 0.9 * prefix_tokens, (reads, prefix_tokens)
 
     # The model's calls were calls of the agent's tools, and they ran (a result came back for each).
     calls = blocks(transcript, "tool_use")
