@@ -20,3 +20,12 @@ def test_a_port_in_use_is_refused() -> None:
         with pytest.raises(StackError, match=f"port {port} on 127.0.0.1 is in use.*--publish PORT"):
             checks.check_port_free(port)
     assert not checks.port_in_use(port)
+
+
+def test_a_free_port_can_be_bound_and_is_then_in_use() -> None:
+    port = checks.free_port()
+    assert 1024 <= port <= 65535 and not checks.port_in_use(port)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        assert checks.port_in_use(port)

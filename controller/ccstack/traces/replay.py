@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ccstack.checks import free_port
 from ccstack.traces.analysis import check_tool_calls, message_from_events
 from ccstack.traces.reading import Trace, TraceError, load
 
@@ -121,13 +121,6 @@ def resolve_target(spec: str, model: str | None, project: str | None = None) -> 
     from ccstack.modes import MODES
 
     return target_from_mode(spec, model, project) if spec in MODES else target_from_url(spec, model)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
