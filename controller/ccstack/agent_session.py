@@ -18,8 +18,8 @@ from ccstack import protection, workdir
 from ccstack.checks import check_docker, require_runtime
 from ccstack.compose import run_compose
 from ccstack.errors import StackError
+from ccstack.overlay import SESSION_HEADER, dump_yaml, session_overlay
 from ccstack.policy import Policies, load_policies
-from ccstack.render import SESSION_HEADER, dump_yaml, session_overlay
 from ccstack.state import Paths, State, load_state
 
 
@@ -58,15 +58,24 @@ def prepare(paths: Paths, wd: Path, uid: int, gid: int, policies: Policies | Non
     except workdir.WorkdirBusy as e:
         raise StackError(str(e)) from None
     overlay = paths.state_dir / f"session-{session.session_id}.yaml"
+    excludes = excludes_file(paths, session)
+    excludes.write_text(protection.git_excludes(session.placeholder_files), encoding="utf-8")
+    excludes.chmod(0o644)  # the agent's uid reads it through the bind mount
     volumes = protection.compose_volumes(plan, str(wd))
     data = session_overlay(
         volumes,
         policies,
         workdir=str(wd),
         managed_settings=str(paths.repo / "claude-sandbox" / "managed-settings.json"),
+        git_excludes=str(excludes),
     )
     overlay.write_text(dump_yaml(data, SESSION_HEADER), encoding="utf-8")
     return Prepared(session, plan, overlay, tuple(leftovers))
+
+
+def excludes_file(paths: Paths, session: workdir.Session) -> Path:
+    """The host file behind the sandbox's ``core.excludesFile`` for this session."""
+    return paths.state_dir / f"session-{session.session_id}.gitignore"
 
 
 def finish(paths: Paths, prepared: Prepared) -> list[workdir.Finding]:
@@ -75,6 +84,7 @@ def finish(paths: Paths, prepared: Prepared) -> list[workdir.Finding]:
         return workdir.close_session(prepared.session, paths.quarantine)
     finally:
         prepared.overlay.unlink(missing_ok=True)
+        excludes_file(paths, prepared.session).unlink(missing_ok=True)
 
 
 def session_state(state: State, prepared: Prepared) -> State:

@@ -40,8 +40,8 @@ from pathlib import Path
 from ccstack.compose import compose_base, compose_env, run_compose
 from ccstack.errors import StackError
 from ccstack.modes import MODES, parse_mode
+from ccstack.overlay import SESSION_HEADER, Override, dump_yaml, session_overlay
 from ccstack.policy import load_policies
-from ccstack.render import SESSION_HEADER, Override, dump_yaml, session_overlay
 from ccstack.state import Paths, State, load_state
 
 PROMPT = "Reply with the single word OK."

@@ -299,3 +299,26 @@ def compose_volumes(protection: Protection, source_root: str) -> list[dict[str, 
         }
         for g in protection.guards
     ]
+
+
+GIT_EXCLUDES_TARGET = "/etc/ccsandbox/placeholders.gitignore"
+"""Where the session's list of placeholders sits in the sandbox: the image's ``/etc/gitconfig`` names it
+as ``core.excludesFile``, so ``git status`` there (the agent's, and the snapshot Claude Code puts in its
+prompt) does not list a dozen empty files that exist only for the session's read-only mounts."""
+
+
+def _gitignore_literal(path: str) -> str:
+    # Anchored at the root; glob characters, a leading `#`/`!` and trailing blanks taken literally.
+    escaped = re.sub(r"([\\*?\[])", r"\\\1", path)
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return "/" + escaped
+
+
+def git_excludes(placeholder_files: Iterable[str]) -> str:
+    """A gitignore naming exactly the placeholder *files* this session created (paths relative to the
+    workdir). Directories are not listed: the agent may put real files into one (``.github/``), and git
+    does not show a directory that holds only ignored files anyway."""
+    lines = ["# placeholders created for this session's read-only mounts (ccstack; gone after it)"]
+    lines += [_gitignore_literal(p) for p in sorted(placeholder_files)]
+    return "\n".join(lines) + "\n"

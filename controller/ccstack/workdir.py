@@ -281,6 +281,8 @@ class Session:
     session_id: str
     before_git: tuple[str, ...]
     before_commondir: bool
+    placeholder_files: tuple[str, ...] = ()
+    """The placeholders created as files (not directories), relative to the root."""
 
 
 @contextmanager
@@ -354,7 +356,8 @@ def open_session(
         }
         data.clear()
         data.update({"workdir": str(root), "created": created, "sessions": live})
-    return Session(record, root, session_id, tuple(sorted(before)), commondir), leftovers
+    files = tuple(p for p in created if _kind(root / p) == "file")
+    return Session(record, root, session_id, tuple(sorted(before)), commondir, files), leftovers
 
 
 def close_session(session: Session, quarantine_dir: Path) -> list[Finding]:

@@ -24,7 +24,8 @@ def test_a_port_in_use_is_refused() -> None:
 
 def test_a_free_port_can_be_bound_and_is_then_in_use() -> None:
     port = checks.free_port()
-    assert 1024 <= port <= 65535 and not checks.port_in_use(port)
+    assert 1024 <= port <= 65535
+    assert not checks.port_in_use(port)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()

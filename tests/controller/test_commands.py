@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ccstack import commands
-from ccstack.render import plain
+from ccstack.overlay import plain
 from ccstack.state import REPO, Paths
 
 pytestmark = pytest.mark.unit

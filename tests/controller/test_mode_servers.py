@@ -11,8 +11,9 @@ from ccstack import commands, server_info
 from ccstack.egress import EgressPolicy
 from ccstack.errors import StackError
 from ccstack.modes import parse_mode
+from ccstack.overlay import plain
 from ccstack.policy import MountPolicy, Policies, parse_mounts
-from ccstack.render import RenderOptions, plain, render
+from ccstack.render import RenderOptions, render
 from ccstack.state import REPO, Paths
 
 pytestmark = pytest.mark.unit

@@ -15,8 +15,9 @@ from ccstack import checks, cli, commands, gvisor_probes, runtime
 from ccstack.egress import EgressPolicy
 from ccstack.errors import StackError
 from ccstack.modes import MODES, parse_mode
+from ccstack.overlay import plain
 from ccstack.policy import Policies, parse_mounts
-from ccstack.render import RenderOptions, plain, render, to_yaml
+from ccstack.render import RenderOptions, render, to_yaml
 from ccstack.state import Paths
 
 pytestmark = pytest.mark.unit

@@ -200,3 +200,34 @@ def test_hooks_paths_and_includes_of_the_top_repository_and_its_submodules(super
     assert g["libs/sub/.husky"].kind == "ro"  # the submodule's hooks, in its working tree
     assert g["libs/sub/.husky"].is_dir
     assert g["libs/shared.inc"].kind == "ro"  # included by the submodule's config
+
+
+def test_the_sessions_excludes_hide_its_placeholders_from_git_status_and_nothing_else(
+    superproject: Path, tmp_path: Path
+) -> None:
+    from ccstack.protection import git_excludes
+
+    protection = plan(workdir.scan(superproject, POLICY), POLICY)
+    s, _ = workdir.open_session(tmp_path / "sessions", superproject, protection, *ME, tmp_path / "q")
+    excludes = tmp_path / "session.gitignore"
+    excludes.write_text(git_excludes(s.placeholder_files))
+    untracked = git(superproject, "status", "--porcelain", "--untracked-files=all")
+    assert "?? CLAUDE.md" in untracked
+    assert "?? .mcp.json" in untracked
+    assert all(not p.endswith("/") and (superproject / p).is_file() for p in s.placeholder_files)
+    # the agent's own new files show, also inside a directory that exists only for a placeholder
+    (superproject / "notes.txt").write_text("mine\n")
+    (superproject / ".github" / "workflows").mkdir(parents=True)
+    (superproject / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
+    status = git(
+        superproject, "-c", f"core.excludesFile={excludes}", "status", "--porcelain", "--untracked-files=all"
+    )
+    assert sorted(status.splitlines()) == ["?? .github/workflows/ci.yml", "?? notes.txt"]
+    workdir.close_session(s, tmp_path / "q")
+
+
+def test_excludes_take_odd_names_literally() -> None:
+    from ccstack.protection import git_excludes
+
+    text = git_excludes(["a*b.md", "#x", "!y", "sp "])
+    assert text.splitlines()[1:] == ["/!y", "/#x", "/a\\*b.md", "/sp\\ "]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,41 @@ def test_claude_writes_a_file_into_the_workdir_as_the_user(stack: Stack, docker:
     tool_msgs = [m for m in last if m.get("role") == "tool"]
     assert tool_msgs, "the second turn carries the Write tool result"
     assert "/workspace/notes/result.txt" in json.dumps(tool_msgs[-1])
+
+
+def test_git_status_in_the_sandbox_lists_the_agents_files_not_the_sessions_placeholders(
+    stack: Stack, docker: Any, workdir: Path
+) -> None:
+    """`ccstack claude` creates empty placeholders (CLAUDE.md, .mcp.json, .bashrc, ...) for its read-only
+    mounts; the image's git config names the session's list of them as excludes file, so what the agent
+    (and Claude Code's git-status snapshot) sees is the repository as the user left it."""
+    stack.ccstack("up", "test")
+    git = ["git", "-C", str(workdir), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(workdir)], check=True)
+    (workdir / "app.py").write_text("print('hi')\n")
+    subprocess.run([*git, "add", "app.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    subprocess.run(["chown", "-R", f"{AGENT_UID}:{AGENT_GID}", str(workdir)], check=True)
+    command = "touch mine.txt && git status --porcelain --untracked-files=all && ls -A && echo END"
+    url = script_upstream(
+        stack,
+        docker,
+        [
+            {"tool_calls": [{"name": "Bash", "arguments": {"command": command}}]},
+            {"text": "Done."},
+        ],
+    )
+    r = stack.ccstack("claude", str(workdir), "--", "-p", "Show git status.", *CLAUDE_P, check=False)
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    reqs = main_requests(url)
+    assert len(reqs) == 2
+    content = [m for m in reqs[1]["body"]["messages"] if m.get("role") == "tool"][-1]["content"]
+    text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+    listing = text.splitlines()
+    assert "END" in listing, text
+    assert ".mcp.json" in listing, text  # the placeholders are there ...
+    assert "CLAUDE.md" in listing, text
+    assert [line for line in listing if line.startswith("??")] == ["?? mine.txt"], text  # ... git hides them
 
 
 def test_plain_docker_compose_run_works_with_the_workdir_from_an_env_var(
