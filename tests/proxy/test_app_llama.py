@@ -185,6 +185,32 @@ async def test_requests_for_one_slot_queue_instead_of_failing() -> None:
     assert types(streamed)[-1] == "message_stop"
 
 
+async def test_behind_a_pool_requests_carry_the_session_and_do_not_queue() -> None:
+    """Two sessions on slot 0 of different servers run at once: the proxy's queue per slot number would
+    serialise them; each request names its session for the balancer's hash."""
+    upstream = FakeLlama(n_slots=2)
+    started = asyncio.Event()
+    seen: list[tuple[str | None, int]] = []
+
+    async def both_at_once(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("x-claude-code-session-id"), json.loads(request.content)["id_slot"]))
+        if len(seen) == 2:
+            started.set()
+        await asyncio.wait_for(started.wait(), 5)  # a proxy-side queue would time this out
+        return ok_completion(request)
+
+    upstream.chat = both_at_once
+    async with client_for(upstream, replace(LLAMA, upstream_pool="on")) as client:
+        results = await asyncio.gather(
+            *[
+                client.post("/v1/messages", json=messages_body(), headers={"X-Claude-Code-Session-Id": s})
+                for s in ("one", "two")
+            ]
+        )
+    assert [r.status_code for r in results] == [200, 200]
+    assert sorted(seen) == [("session:one", 0), ("session:two", 0)]
+
+
 async def test_count_tokens_from_llama_server_tokenizer() -> None:
     upstream = FakeLlama(prompt_tokens=1234)
     async with client_for(upstream, LLAMA) as client:

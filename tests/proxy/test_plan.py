@@ -126,6 +126,24 @@ def test_side_request_to_a_side_model_runs_elsewhere() -> None:
     assert "id_slot" not in p.body
 
 
+def test_one_server_queues_on_the_slot_without_headers() -> None:
+    p = plan(request(messages=[user("x")]), LLAMA, INFO, SLOTS)
+    assert (p.queue, p.headers) == (True, {})
+
+
+@pytest.mark.parametrize("model", ["claude-opus-5-5", "claude-haiku-4-5"])
+def test_behind_a_pool_the_session_travels_as_a_header_and_slots_do_not_queue(model: str) -> None:
+    """Main and side requests carry the session key, so the balancer sends both to the session's server,
+    where the slot numbers stay valid; no queue per slot number, no prefix cache."""
+    pool = replace(LLAMA, upstream_pool="on")
+    p = plan(request(model=model, messages=[user("x")], stream=True), pool, INFO, SLOTS)
+    assert p.headers == {"x-claude-code-session-id": "session:s"}
+    assert p.body["id_slot"] == (2 if p.side else 1)
+    assert (p.queue, p.prepare_prefix) == (False, False)
+    anonymous = plan(request(messages=[user("x")]), pool, None, Session())
+    assert (anonymous.headers, anonymous.slot) == ({"x-claude-code-session-id": ANONYMOUS}, None)
+
+
 def test_fit_clamps_to_what_the_context_leaves_or_rejects() -> None:
     p = plan(request(messages=[user("x")]), LLAMA, INFO, SLOTS)
     fitted = fit(p, 8000)

@@ -135,13 +135,14 @@ class Proxy:
         llama = self.llama
         info = await llama.info() if llama is not None else None
         slots = llama.slots if llama is not None else None
-        if slots is not None:  # a session only matters for its slot
+        if slots is not None or self.settings.upstream_pool == "on":  # its slot, its pool member
             key = session_key(request.headers, req.metadata)
-            session = Session(key, slots.offer(key))
+            session = Session(key, slots.offer(key) if slots is not None else None)
         else:
             session = Session()
         p = plan(req, self.settings, info, session)
         call.stream, call.upstream_model, call.slot = p.stream, p.upstream_model, p.slot
+        call.queue, call.upstream_headers = p.queue, p.headers
         prompt_tokens: int | None = None
         if p.count_first and llama is not None:
             prompt_tokens = await llama.count(p.count_body)
@@ -172,7 +173,10 @@ class Proxy:
 
     async def _complete(self, call: Call, content: bytes) -> dict[str, Any]:
         """One non-streamed chat completion (waits for the slot first)."""
-        async with self._on_slot(call), self.upstream.stream("/chat/completions", content) as body:
+        async with (
+            self._on_slot(call),
+            self.upstream.stream("/chat/completions", content, headers=call.upstream_headers) as body,
+        ):
             call.first_byte = time.monotonic()
             data = await body.json(what="POST /chat/completions")
         if not isinstance(data, dict):
@@ -182,7 +186,7 @@ class Proxy:
     def _on_slot(self, call: Call) -> AbstractAsyncContextManager[None]:
         """The request's turn on its slot (queued behind others), prefix cache work done first."""
         slots = self.llama.slots if self.llama is not None else None
-        if call.slot is None or slots is None:
+        if call.slot is None or slots is None or not call.queue:
             return contextlib.nullcontext()
         if call.on_slot is None:
             return slots.acquire(call.slot)
@@ -193,7 +197,10 @@ class Proxy:
     ) -> Response:
         @asynccontextmanager
         async def open_upstream() -> AsyncIterator[Body]:
-            async with self._on_slot(call), self.upstream.stream("/chat/completions", content) as body:
+            async with (
+                self._on_slot(call),
+                self.upstream.stream("/chat/completions", content, headers=call.upstream_headers) as body,
+            ):
                 yield body
 
         stats = StreamStats(started=call.started, events=[] if self.tracer.enabled else None)

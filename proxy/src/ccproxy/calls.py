@@ -39,6 +39,9 @@ class Call:
     model: str = "-"
     upstream_model: str = "-"
     slot: int | None = None
+    queue: bool = True
+    """Wait for the slot in the proxy's queue (not behind a pool's balancer: `UpstreamPlan.queue`)."""
+    upstream_headers: Mapping[str, str] = field(default_factory=dict)
     stream: bool = False
     first_byte: float | None = None
     on_slot: Callable[[], Awaitable[None]] | None = None

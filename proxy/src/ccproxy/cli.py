@@ -50,6 +50,8 @@ HELP: dict[str, str] = {
     "request's tools, with schema-valid arguments; prose stays free) or off",
     "repeat_hint": "on: a reminder after the 2nd, 3rd... identical tool call in a row (small models "
     "repeat failing calls); off (default, until measured)",
+    "upstream_pool": "on: the upstream balances several llama-servers (ccstack pool mode): the session key "
+    "travels as X-Claude-Code-Session-Id, no queue per slot, no prefix cache; off (default)",
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
     "prompt_layout": "stable (default: session-varying lines of the system prompt open the first user "
     "turn, so system + tools stay one cached prefix; openai kind) or off",

@@ -25,8 +25,9 @@ UpstreamKind = Literal["openai", "anthropic"]
 BackendFeatures = Literal["generic", "llama-server"]
 TextToolCalls = Literal["auto", "on", "off"]
 UpstreamAuth = Literal["x-api-key", "bearer"]
-ToolGrammar = Literal["on", "off"]
-RepeatHint = Literal["on", "off"]
+OnOff = Literal["on", "off"]
+ToolGrammar = OnOff
+RepeatHint = OnOff
 
 MAX_PING_INTERVAL = 10.0
 
@@ -76,6 +77,11 @@ class Settings:
     repeat_hint: RepeatHint = "off"
     """openai kind: a reminder after the second (third, ...) identical tool call in a row
     (ccproxy.repeat_hint); off until the task suite shows it helps."""
+    upstream_pool: OnOff = "off"
+    """llama-server features: the upstream is a load balancer over several llama-servers (ccstack's pool
+    mode). Each request carries its session key in `X-Claude-Code-Session-Id` (the balancer hashes on
+    it, so a session stays on one server); slots stay per session, but the proxy does not queue on them
+    (a queue per slot number would serialise different servers) and the prefix cache stays off."""
     side_max_tokens: int | None = 256
     """Clamp for side requests' max_tokens (titles, haiku calls; openai kind); None: no clamp."""
     prompt_layout: PromptLayout = "stable"
@@ -190,7 +196,7 @@ def _text_tool_calls(value: object) -> TextToolCalls:
     raise ValueError(f"must be auto, on or off, got {text!r}")
 
 
-def _tool_grammar(value: object) -> ToolGrammar:
+def _on_off(value: object) -> OnOff:
     text = _str(value).lower()
     if text in ("on", "off"):
         return text  # type: ignore[return-value]
@@ -211,13 +217,6 @@ def _betas(value: object) -> tuple[str, ...]:
         if not all(c.isalnum() or c in "-_." for c in beta):
             raise ValueError(f"not a beta name: {beta!r}")
     return betas
-
-
-def _repeat_hint(value: object) -> RepeatHint:
-    text = _str(value).lower()
-    if text in ("on", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be on or off, got {text!r}")
 
 
 def _prompt_layout(value: object) -> PromptLayout:
@@ -268,8 +267,9 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "stream_start_wait": ("CCPROXY_STREAM_START_WAIT", _float),
     "backend_features": ("CCPROXY_BACKEND", _features),
     "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
-    "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", _tool_grammar),
-    "repeat_hint": ("CCPROXY_REPEAT_HINT", _repeat_hint),
+    "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", _on_off),
+    "repeat_hint": ("CCPROXY_REPEAT_HINT", _on_off),
+    "upstream_pool": ("CCPROXY_UPSTREAM_POOL", _on_off),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
     "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
     "prompt_profile": ("CCPROXY_PROMPT_PROFILE", _prompt_profile),

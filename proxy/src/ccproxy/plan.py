@@ -17,7 +17,10 @@ The plan's stages, in order (each a small function below or in a pure module):
    request's tools, with schema-valid arguments (``tool_grammar``); with ``--repeat-hint on``, a
    reminder after each call that repeats the previous one exactly (``repeat_hint``).
 4. **slot**: the session's main slot or the shared side slot (``id_slot``), and whether the prefix cache
-   prepares it first.
+   prepares it first. Behind a pool of llama-servers (``upstream_pool``) the session key travels as a
+   header the balancer hashes on, so a session (and its side requests) stays on one server, where its
+   slot number stays valid; the proxy then does not queue on slot numbers (the same number names a
+   slot on every server) and leaves the prefix cache off (it records slot contents by number).
 5. **max_tokens**: the one clamp (``clamp_max_tokens``): the request's own value, the configured limit,
    the side limit, and what the context window leaves after the prompt (``fit``).
 
@@ -53,6 +56,7 @@ if TYPE_CHECKING:  # types only: the modules that define them do I/O
 
 __all__ = [
     "ANONYMOUS",
+    "SESSION_HEADER",
     "Session",
     "UpstreamPlan",
     "answer",
@@ -102,6 +106,10 @@ class UpstreamPlan:
     session: str
     slot: int | None
     """The llama-server slot (``id_slot``), None when the request does not run on a slot."""
+    queue: bool
+    """Wait for the slot in the proxy's queue (one llama-server: its slots are the proxy's to share)."""
+    headers: Mapping[str, str]
+    """Extra upstream request headers: the session key for a pool's balancer (empty otherwise)."""
     prepare_prefix: bool
     """Let the prefix cache prepare the slot (restore or process the shared prefix) before sending."""
     text_tools: frozenset[str]
@@ -183,6 +191,8 @@ def plan(
     if session.slots is not None and not elsewhere:
         slot = session.slots.side if side else session.slots.main
         body["id_slot"] = slot
+    pool = settings.upstream_pool == "on"
+    queue = slot is not None and not pool
 
     # 5. max_tokens
     caps = (settings.max_tokens, settings.side_max_tokens if side else None)
@@ -197,7 +207,9 @@ def plan(
         side=side,
         session=session.key,
         slot=slot,
-        prepare_prefix=slot is not None and llama and settings.prefix_cache_min_tokens is not None,
+        queue=queue,
+        headers={SESSION_HEADER: session.key} if pool else {},
+        prepare_prefix=queue and llama and settings.prefix_cache_min_tokens is not None,
         text_tools=text_tools,
         stop_sequences=tuple(req.stop_sequences or ()),
         count_first=llama and info is not None and info.n_ctx is not None,
