@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build every image of the stack, idempotently (Docker's layer cache: seconds when nothing changed).
-#   ccsandbox/proxy, ccsandbox/claude-sandbox, ccsandbox/scripted-upstream, ccsandbox/egress-proxy
+#   ccsandbox/proxy, ccsandbox/claude-sandbox, ccsandbox/scripted-upstream, ccsandbox/egress-proxy,
+#   ccsandbox/haproxy
 #   (docker compose build), ccsandbox/llama-server (scripts/build-llama-server.sh: from sources on PyPI).
 #   The sandbox gets the extra packages of policies/toolchain.yaml (ccstack build; README "The sandbox's
 #   toolchain").
@@ -31,7 +32,7 @@ fi
 py=${PYTHON:-.venv/bin/python}
 [[ -x $py ]] || py=python3
 
-for service in proxy scripted-upstream claude-sandbox egress-proxy; do
+for service in proxy scripted-upstream claude-sandbox egress-proxy haproxy; do
   start=$SECONDS
   "$py" -m ccstack build "$service" >&2 || { log "building $service failed"; exit 1; }
   echo "ccsandbox/$service:local $((SECONDS - start)) s"

@@ -116,6 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
             help="the proxy writes a redacted trace per request to "
             "<state>/traces, read by `ccstack trace` and `ccstack replay`",
         )
+        p.add_argument(
+            "--slots",
+            type=int,
+            metavar="N",
+            help="llama-server's slots per server: N-1 conversations kept in cache + 1 for side requests "
+            "(default 2)",
+        )
+        p.add_argument(
+            "--replicas",
+            type=int,
+            metavar="N",
+            help="pool: llama-server replicas in the stack, each with --model (default: "
+            "policies/backends.yaml's, 2); 0 = only --backend servers",
+        )
+        p.add_argument(
+            "--backend",
+            action="append",
+            default=[],
+            metavar="URL",
+            help="pool: a llama-server elsewhere, as HAProxy reaches it (http://HOST:PORT; repeatable; "
+            "replaces policies/backends.yaml's servers)",
+        )
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
         p.add_argument(
@@ -194,6 +216,9 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         wait_timeout=getattr(args, "wait_timeout", 600),
         fetch=args.cmd == "up",
         runtime=args.runtime,
+        slots=args.slots,
+        replicas=args.replicas,
+        backends=tuple(args.backend),
     )
 
 

@@ -29,6 +29,7 @@ from ccstack.egress import render_squid_conf
 from ccstack.errors import StackError
 from ccstack.modes import Mode, parse_mode
 from ccstack.policy import load_policies
+from ccstack.pool import load_pool
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
 from ccstack.runtime import describe
 from ccstack.state import (
@@ -65,6 +66,11 @@ class UpRequest:
     fetch: bool = True
     runtime: str | None = None  # the agent's OCI runtime (--runtime); None: policies/sandbox.yaml's
     trace: bool = False  # the proxy writes a trace per request into <state>/traces (`ccstack trace`)
+    slots: int | None = None  # llama-server's slots (--slots); None: 2
+    replicas: int | None = (
+        None  # pool: llama-server replicas in the stack (--replicas); None: backends.yaml's
+    )
+    backends: tuple[str, ...] = ()  # pool: servers elsewhere (--backend URL); empty: backends.yaml's
 
 
 @dataclass(frozen=True)
@@ -154,8 +160,17 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         raise StackError(
             f"--upstream-kind is for a server you name (openai, lmstudio, ollama), not mode {mode.name}"
         )
+    if (req.replicas is not None or req.backends) and not mode.pool:
+        raise StackError(f"--replicas and --backend are for the pool mode, not mode {mode.name}")
+    if req.slots is not None and not mode.local_model:
+        raise StackError(f"--slots is for modes that run llama-server, not mode {mode.name}")
     try:
         policies = load_policies(paths.repo / "policies")
+        spec = (
+            load_pool(paths.repo / "policies").with_flags(replicas=req.replicas, servers=req.backends)
+            if mode.pool
+            else None
+        )
     except ValueError as e:
         raise StackError(f"bad policy: {e}") from None
     uid, gid = invoking_ids(environ)
@@ -175,6 +190,9 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
         trace_dir=str(paths.state_dir / "traces") if req.trace else None,
+        slots=req.slots,
+        pool=spec,
+        compose_file=str(paths.compose_file),
     )
     warnings: list[str] = []
     if req.trace and req.fetch:  # `up`: the directory the proxy writes to, as the invoking user
@@ -182,7 +200,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         traces.mkdir(parents=True, exist_ok=True, mode=0o700)
         if os.geteuid() == 0:
             os.chown(traces, uid, gid)
-    if mode.local_model:
+    if mode.local_model and (spec is None or spec.replicas):  # a pool of servers elsewhere needs none
         opts = _local_model_options(paths, req, opts)
     if mode.user_server and req.fetch:  # `render` asks no server
         opts, warnings = _user_server_options(mode, req, opts)
@@ -198,6 +216,9 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
     except ValueError as e:
         raise StackError(str(e)) from None
     paths.state_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.files.items():
+        (paths.state_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (paths.state_dir / name).write_text(text, encoding="utf-8")
     overlay = paths.overlay(mode.name)
     overlay.write_text(to_yaml(rendered, mode), encoding="utf-8")
     state = State(
@@ -353,7 +374,7 @@ def build(
         mode="build",
         project=DEFAULT_PROJECT,
         files=[str(paths.compose_file)],
-        profiles=["agent", "local", "test", "registries"],
+        profiles=["agent", "local", "test", "registries", "pool"],
         services=[],
         env={"CCSANDBOX_STATE_DIR": str(paths.state_dir)},
     )

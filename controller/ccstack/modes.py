@@ -10,6 +10,9 @@
                 host or the LAN: --upstream URL; the context window and model read from the server
     lmstudio    openai with LM Studio's default port (host, 1234)
     ollama      openai with Ollama's default port (host, 11434)
+    pool        several llama-servers behind HAProxy (ccstack.pool): --replicas N in the stack (the local
+                model), --backend URL of servers elsewhere; a session sticks to one server (consistent
+                hashing on its id), health checks and failover
     test        the scripted upstream (profile ``test``), for the stack tests
 
 ``parse_mode("openrouter")`` returns the frozen :class:`Mode`; an unknown name raises ``ValueError``
@@ -75,6 +78,9 @@ class Mode:
     user_server: bool = False
     # `up` refuses to start without --upstream (no default server to assume).
     needs_upstream: bool = False
+    # The proxy talks to HAProxy over a pool of llama-servers (ccstack.pool: the controller writes its
+    # configuration and the replicas); the proxy runs with --upstream-pool on.
+    pool: bool = False
 
 
 LOCAL_CONTEXT = 32768
@@ -190,6 +196,24 @@ MODES: dict[str, Mode] = {
                     "start Ollama (`ollama serve`) listening beyond loopback (OLLAMA_HOST=0.0.0.0)",
                 ),
             )
+        ),
+        Mode(
+            name="pool",
+            summary="llama-servers behind HAProxy, one server per session (consistent hashing), health "
+            "checks, failover: --replicas N in the stack, --backend URL elsewhere (policies/backends.yaml)",
+            upstream="http://haproxy:8080/v1",
+            upstream_kind="openai",
+            backend_features="llama-server",
+            profiles=("pool",),
+            default_model="local",
+            context_window=LOCAL_CONTEXT,
+            window_from_backend=True,
+            max_output_tokens=4096,
+            backend_services=("haproxy",),
+            local_model=True,
+            agent_tools=LOCAL_AGENT_TOOLS,
+            unreachable_hint="every server of the pool is down: `ccstack logs haproxy` names them",
+            pool=True,
         ),
         Mode(
             name="test",

@@ -68,3 +68,28 @@ def test_status_health() -> None:
     assert not base.healthy  # no URL on this host: nothing asked
     assert commands.Status(**{**base.__dict__, "health": (200, "{}")}).healthy
     assert not commands.Status(**{**base.__dict__, "health": (503, "{}")}).healthy
+
+
+def test_prepare_pool_writes_haproxy_config_from_the_flags(tmp_path: Path) -> None:
+    paths = Paths(repo=REPO, state_dir=tmp_path)
+    req = commands.UpRequest(mode="pool", fetch=False, replicas=3, backends=("http://10.9.8.7:8080",))
+    _mode, rendered, state = commands.prepare(paths, req, {"CCSANDBOX_UID": "1000"})
+    cfg = (tmp_path / "haproxy" / "haproxy.cfg").read_text(encoding="utf-8")
+    assert "server llama-server-3 llama-server-3:8080" in cfg
+    assert "server remote-1 10.9.8.7:8080" in cfg
+    assert state.services[-3:] == ["llama-server", "llama-server-2", "llama-server-3"]
+    extends = plain(rendered.overlay)["services"]["llama-server-2"]["extends"]
+    assert extends["file"] == str(REPO / "compose.yaml")
+
+
+@pytest.mark.parametrize(
+    ("req", "error"),
+    [
+        (commands.UpRequest(mode="local", fetch=False, replicas=2), "for the pool mode"),
+        (commands.UpRequest(mode="openrouter", fetch=False, slots=4), "modes that run llama-server"),
+        (commands.UpRequest(mode="pool", fetch=False, backends=("ftp://x",)), "bad policy"),
+    ],
+)
+def test_pool_flags_elsewhere_are_refused(tmp_path: Path, req: commands.UpRequest, error: str) -> None:
+    with pytest.raises(commands.StackError, match=error):
+        commands.prepare(Paths(repo=REPO, state_dir=tmp_path), req, {"CCSANDBOX_UID": "1000"})

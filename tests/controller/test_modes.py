@@ -18,6 +18,7 @@ def test_user_modes_exist() -> None:
         "openai",
         "lmstudio",
         "ollama",
+        "pool",
         "test",
     } == set(MODES)
 
@@ -50,9 +51,19 @@ def test_behaviour_is_in_fields_not_names() -> None:
     assert local.backend_services == ("llama-server",)
     for mode in MODES.values():
         assert not mode.prewarm or mode.local_model  # the prefix lives in llama-server's slots
-        assert mode.local_model == ("llama-server" in mode.backend_services)
+        # the pool's replicas depend on the pool (ccstack.pool), not on the mode
+        assert mode.local_model == ("llama-server" in mode.backend_services or mode.pool)
     assert parse_mode("mlx").unreachable_hint
     assert [m.name for m in MODES.values() if not m.listed] == ["test"]
+
+
+def test_pool_talks_to_haproxy_with_llama_server_features() -> None:
+    pool = parse_mode("pool")
+    assert pool.upstream == "http://haproxy:8080/v1"
+    assert (pool.backend_features, pool.backend_services) == ("llama-server", ("haproxy",))
+    assert not pool.prewarm  # the proxy's prefix cache is off behind a pool (ccproxy --upstream-pool)
+    assert not pool.egress  # only HAProxy reaches servers elsewhere
+    assert [m.name for m in MODES.values() if m.pool] == ["pool"]
 
 
 def test_subscription_sends_the_oauth_token_as_bearer() -> None:
