@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ccproxy.budget import Budget, Price, price_for
 from ccproxy.config import ConfigError, Settings, is_loopback_host, load_settings
 
 pytestmark = pytest.mark.unit
@@ -187,3 +188,38 @@ def test_upstream_url_credentials(url: str, bare: str, credentials: object, show
     assert (s.upstream_url, s.upstream_credentials, s.upstream_shown) == (bare, credentials, shown)
     assert "p@ss" not in repr(s)
     assert "p%40ss" not in repr(s)
+
+
+def test_budgets_from_flags_env_and_file_and_prices_from_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "ccproxy.yaml"
+    config.write_text(
+        "budget_day_tokens: 9000000\nprices:\n"
+        "  claude-sonnet-4-5: {input: 2, output: 10}\n  mine: {input: 1, output: 2}\n"
+    )
+    env = {"CCPROXY_CONFIG": str(config), "CCPROXY_BUDGET_SESSION_USD": "1.5"}
+    s = load_settings({"budget_session_tokens": "200000"}, env)
+    assert s.budget == Budget(session_tokens=200000, day_tokens=9000000, session_usd=1.5)
+    assert s.budget.enabled
+    assert price_for("claude-sonnet-4-5-20250929", s.price_table) == Price(2.0, 10.0)  # the file's wins
+    assert price_for("claude-haiku-4-5", s.price_table) == Price(1.0, 5.0)  # built in
+    assert price_for("mine", s.price_table) == Price(1.0, 2.0)
+    assert not load_settings({}, {}).budget.enabled
+    assert load_settings({}, {"CCPROXY_BUDGET_DAY_USD": "off"}).budget_day_usd is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "text", "needle"),
+    [
+        ({"budget_session_tokens": "0"}, "", "budget-session-tokens: must be > 0"),
+        ({"budget_day_usd": "lots"}, "", "--budget-day-usd"),
+        ({}, "prices: [1]\n", "config: prices: expected a mapping"),
+        ({}, "prices: {m: {input: 1}}\n", "prices.m.output: required"),
+    ],
+)
+def test_bad_budgets_and_prices_name_the_setting(
+    tmp_path: Path, flags: dict[str, object], text: str, needle: str
+) -> None:
+    config = tmp_path / "ccproxy.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[")):
+        load_settings({**flags, "config": str(config)}, {})

@@ -10,6 +10,7 @@ from imports import imported_roots
 pytestmark = pytest.mark.unit
 
 PURE = (
+    "budget",
     "errors",
     "layout",
     "model_map",
@@ -18,6 +19,7 @@ PURE = (
     "prefix_key",
     "profile",
     "repeat_hint",
+    "session_stats",
     "sse",
     "text_repair",
     "text_tool_calls",

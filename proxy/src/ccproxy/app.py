@@ -4,8 +4,10 @@
     app = create_app(settings, transport=mock)       # tests: httpx.MockTransport as "the network"
 
 Endpoints: POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, HEAD|GET /, GET /health,
-GET /metrics. Every error is Anthropic-shaped (`{"type":"error","error":{...}}`) with the status Claude
-Code's retry logic expects; nothing ever answers with a traceback.
+GET /metrics, GET /ccproxy/sessions/<session id> (the status line's figures of one's own session).
+Every error is Anthropic-shaped (`{"type":"error","error":{...}}`) with the status Claude Code's retry
+logic expects; nothing ever answers with a traceback. A spent budget (`budget`) refuses a request
+before anything is sent upstream.
 
 A translated /v1/messages request, top to bottom (`Proxy.translated`): read and validate the request,
 ask llama-server for its facts (cached), let `plan.plan` decide everything about the upstream request,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hmac
 import logging
@@ -33,18 +36,21 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ccproxy import __version__
-from ccproxy.calls import Accounting, Call, new_id
+from ccproxy.budget import check as check_budget
+from ccproxy.calls import Accounting, Call, new_id, utc_day
 from ccproxy.config import Settings
 from ccproxy.errors import ApiError, AuthenticationError, ProxyError, UpstreamProtocolError
 from ccproxy.llama_server import LlamaServer
 from ccproxy.metrics import Metrics
+from ccproxy.model_map import is_side_payload
 from ccproxy.passthrough import Passthrough
 from ccproxy.plan import Session, UpstreamPlan, answer, count_body, fit, plan, session_key, stream_translator
 from ccproxy.prefill_log import PrefillLog
 from ccproxy.prefix_cache import PrefixCache
-from ccproxy.relay import StreamPump, StreamStats, Translator
+from ccproxy.relay import StreamPump, StreamStats, Translator, reported_cost
 from ccproxy.request_body import read_body
 from ccproxy.responses import RelayResponse, http_exception, unexpected, until_disconnected
+from ccproxy.session_stats import SessionStats, session_view
 from ccproxy.slots import SlotPool
 from ccproxy.tokens import count_offline, estimate_tokens
 from ccproxy.tracing import Tracer
@@ -79,7 +85,8 @@ class Proxy:
         )
         secrets = (settings.token, settings.upstream_key, *(credentials or ()))
         self.tracer = Tracer(settings.trace_dir, secrets=secrets)
-        self.accounting = Accounting(self.metrics, self.tracer)
+        self.sessions = SessionStats()
+        self.accounting = Accounting(self.metrics, self.tracer, self.sessions, settings.price_table)
         self.passthrough = Passthrough(settings, self.upstream, self.accounting)
         self.llama = (
             LlamaServer(self.upstream, on_count_failure=self.metrics.observe_count_failure)
@@ -123,6 +130,7 @@ class Proxy:
             payload = decode_body(raw)
             if isinstance(payload, dict) and isinstance(payload.get("model"), str):
                 call.model = payload["model"]  # for the log line, also of requests that fail validation
+            self.guard_spend(call, request, payload)
             if self.settings.upstream_kind == "anthropic":
                 call.upstream_model = call.model
                 return await self.passthrough.messages(call, request, raw, payload)
@@ -131,18 +139,36 @@ class Proxy:
         except ProxyError as err:
             return self.accounting.error_response(call, err)
 
+    def guard_spend(self, call: Call, request: Request, payload: object) -> None:
+        """Note the call's session (its figures and spend are kept) and refuse it when a budget is spent
+        (`budget.check`, pure; the counters are `self.sessions`)."""
+        body = payload if isinstance(payload, dict) else {}
+        call.session = session_key(request.headers, body.get("metadata"))
+        call.peer = request.client.host if request.client is not None else None
+        call.side = is_side_payload(body)
+        budget = self.settings.budget
+        if budget.enabled:
+            if self.tracer.enabled:
+                call.trace["budget"] = dataclasses.asdict(budget)
+            session, day = self.sessions.spent(call.session, day=utc_day())
+            refused = check_budget(budget, session, day)
+            if refused is not None:
+                raise refused
+
     async def translated(self, call: Call, request: Request, req: MessagesRequest) -> Response:
         llama = self.llama
         info = await llama.info() if llama is not None else None
         slots = llama.slots if llama is not None else None
-        if slots is not None or self.settings.upstream_pool == "on":  # its slot, its pool member
-            key = session_key(request.headers, req.metadata)
+        pooled = slots is not None or self.settings.upstream_pool == "on"  # its slot, its pool member
+        if pooled and call.session is not None:
+            key = call.session
             session = Session(key, slots.offer(key) if slots is not None else None)
         else:
             session = Session()
         p = plan(req, self.settings, info, session)
         call.stream, call.upstream_model, call.slot = p.stream, p.upstream_model, p.slot
         call.queue, call.upstream_headers = p.queue, p.headers
+        call.side = p.side
         prompt_tokens: int | None = None
         if p.count_first and llama is not None:
             prompt_tokens = await llama.count(p.count_body)
@@ -168,7 +194,9 @@ class Proxy:
         if self.tracer.enabled:
             call.trace["upstream_response"] = data
             call.trace["response_body"] = message
-        self.accounting.finish(call, 200, usage=message.get("usage"))
+        usage = data.get("usage")
+        cost = reported_cost(usage) if isinstance(usage, dict) else None
+        self.accounting.finish(call, 200, usage=message.get("usage"), cost=cost)
         return JSONResponse(message)
 
     async def _complete(self, call: Call, content: bytes) -> dict[str, Any]:
@@ -297,6 +325,25 @@ class Proxy:
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
+    async def session_stats(self, request: Request) -> Response:
+        """GET /ccproxy/sessions/<id>: the figures of the caller's own session (the status line's). Needs
+        the proxy token; a session's figures go only to the address that sent its requests: for an
+        unknown session and for another client's, the same empty figures (no turn, nothing spent). The
+        window, the budgets and the day's spend are the stack's, the same for every session."""
+        call = Call(request_id=new_id("req"), endpoint="session_stats")
+        try:
+            self.check_auth(request)
+        except ProxyError as err:
+            return self.accounting.error_response(call, err)
+        key = f"session:{request.path_params['session_id']}"
+        peer = request.client.host if request.client is not None else None
+        info = await self.llama.info() if self.llama is not None else None
+        window = info.n_ctx if info is not None else None
+        day = self.sessions.day_spend(utc_day())
+        record = self.sessions.get(key, peer=peer)
+        view = session_view(record, window=window, budget=self.settings.budget, day=day)
+        return JSONResponse(view)
+
 
 @asynccontextmanager
 async def _prepared_slot(
@@ -349,6 +396,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> ProxyA
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/health", proxy.health, methods=["GET"]),
         Route("/metrics", proxy.metrics_endpoint, methods=["GET"]),
+        Route("/ccproxy/sessions/{session_id}", proxy.session_stats, methods=["GET"]),
         Route("/", proxy.root, methods=["GET", "HEAD"]),
     ]
     routed = Starlette(

@@ -1,5 +1,6 @@
-"""Accounting for one call to the proxy: the `Call` record, and when it ends its metrics, its log line
-and its trace file (`Accounting.finish`).
+"""Accounting for one call to the proxy: the `Call` record, and when it ends its metrics, its log line,
+its session's figures and spend (`session_stats`, read by the status line and the spend guard) and its
+trace file (`Accounting.finish`).
 
     call = Call(request_id=new_id("req"), endpoint="messages")
     ...
@@ -12,19 +13,21 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ccproxy.budget import Price, Usage, cost_of
 from ccproxy.errors import ProxyError
 from ccproxy.metrics import Metrics
-from ccproxy.relay import StreamStats
+from ccproxy.relay import StreamStats, reported_cost
+from ccproxy.session_stats import SessionStats, turn_of
 from ccproxy.tracing import Tracer, body_for_trace, redact_headers, timing_fields
 
-__all__ = ["Accounting", "Call", "log_line", "new_id"]
+__all__ = ["Accounting", "Call", "log_line", "new_id", "utc_day"]
 
 log = logging.getLogger("ccproxy")
 
@@ -48,6 +51,17 @@ class Call:
     """Run on the request's slot, under its lock, right before the upstream request (prefix cache)."""
     trace: dict[str, Any] = field(default_factory=dict)
     """The trace record being built (only when tracing)."""
+    session: str | None = None
+    """The session key (`plan.session_key`) of a /v1/messages call: its spend and figures are kept."""
+    peer: str | None = None
+    """The client's address (a session's figures are readable from there only)."""
+    side: bool = False
+    """A side request (title, haiku, count): spend, not the session's turn."""
+
+
+def utc_day(now: float | None = None) -> str:
+    """The UTC date, `YYYY-MM-DD` (the spend guard's day)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
 
 
 def new_id(prefix: str) -> str:
@@ -59,9 +73,17 @@ def new_id(prefix: str) -> str:
 class Accounting:
     """Metrics, log lines and trace files of the proxy's calls."""
 
-    def __init__(self, metrics: Metrics, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        tracer: Tracer,
+        sessions: SessionStats | None = None,
+        prices: Iterable[tuple[str, Price]] = (),
+    ) -> None:
         self.metrics = metrics
         self.tracer = tracer
+        self.sessions = sessions if sessions is not None else SessionStats()
+        self.prices = tuple(prices)
 
     def error_response(self, call: Call, err: ProxyError) -> JSONResponse:
         self.metrics.observe_error(call.endpoint, call.upstream_model, err.error_type)
@@ -98,21 +120,32 @@ class Accounting:
         error: ProxyError | None = None,
         stats: StreamStats | None = None,
         usage: Mapping[str, Any] | None = None,
+        cost: float | None = None,
     ) -> None:
-        """Account for a finished call: metrics, one log line, the trace file."""
+        """Account for a finished call: metrics, one log line, the session's figures, the trace file.
+        `cost`: what the upstream reported for a non-streamed call (a stream's is in `stats`)."""
         now = time.monotonic()
         total = now - call.started
         if stats is not None:
-            tokens = (stats.input_tokens, stats.output_tokens, stats.cache_read_tokens)
+            used = Usage(
+                stats.input_tokens,
+                stats.output_tokens,
+                stats.cache_read_tokens,
+                stats.cache_write_tokens,
+                stats.upstream_cost,
+            )
             first_byte = stats.first_byte
         else:
             u = usage or {}
-            tokens = (
-                int(u.get("input_tokens") or 0),
-                int(u.get("output_tokens") or 0),
-                int(u.get("cache_read_input_tokens") or 0),
+            used = Usage(
+                _tokens(u.get("input_tokens")),
+                _tokens(u.get("output_tokens")),
+                _tokens(u.get("cache_read_input_tokens")),
+                _tokens(u.get("cache_creation_input_tokens")),
+                cost if cost is not None else reported_cost(u),
             )
             first_byte = call.first_byte
+        tokens = (used.input, used.output, used.cache_read)
         metrics = self.metrics
         metrics.observe_request(call.endpoint, call.upstream_model, status, total)
         if first_byte is not None:
@@ -121,6 +154,8 @@ class Accounting:
             metrics.observe_tokens(
                 call.upstream_model, input=tokens[0], output=tokens[1], cache_read=tokens[2]
             )
+        if call.session is not None and used.tokens:
+            self._record(call, status, used, stats, (first_byte, now), error)
         level = logging.WARNING if error is not None and error.status >= 500 else logging.INFO
         if log.isEnabledFor(level):
             log.log(level, log_line(call, status, now, first_byte, tokens, error, stats))
@@ -133,7 +168,36 @@ class Accounting:
                 record["error"] = error.to_body()
             if stats is not None and stats.events is not None:
                 record["response_events"] = stats.events
+            if call.session is not None:
+                record["session"] = call.session
             self.tracer.write(call.request_id, record)
+
+    def _record(
+        self,
+        call: Call,
+        status: int,
+        used: Usage,
+        stats: StreamStats | None,
+        span: tuple[float | None, float],
+        error: ProxyError | None,
+    ) -> None:
+        """The session's spend (every call with tokens) and its last turn (a completed main request)."""
+        assert call.session is not None
+        model = call.upstream_model
+        cost = cost_of(used, model, self.prices)
+        turn = None
+        if status == 200 and error is None and not call.side:
+            start, end = span
+            seconds = end - start if start is not None else None
+            timings = stats.upstream_timings if stats is not None else None
+            turn = turn_of(used, model=model, seconds=seconds, timings=timings)
+        self.sessions.record(call.session, peer=call.peer, day=utc_day(), usage=used, cost=cost, turn=turn)
+        if self.tracer.enabled and call.trace:
+            call.trace["cost_usd"] = cost
+
+
+def _tokens(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def log_line(

@@ -59,6 +59,12 @@ HELP: dict[str, str] = {
     "and tool descriptions for small local models; every tool and schema kept; openai kind)",
     "prefix_cache_min_tokens": "llama-server with --slot-save-path: keep shared prefixes of at least this "
     "many tokens in slot files, restored before a session's first turn (default 1024; off)",
+    "budget_session_tokens": "spend guard: tokens (prompt, cached or not, + output) one Claude Code session "
+    "may use; then 402 billing_error (default off)",
+    "budget_day_tokens": "spend guard: tokens all sessions may use per UTC day (default off)",
+    "budget_session_usd": "spend guard: USD one session may spend (the upstream's reported cost, else the "
+    "price table; default off)",
+    "budget_day_usd": "spend guard: USD all sessions may spend per UTC day (default off)",
 }
 
 

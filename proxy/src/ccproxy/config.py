@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
+from ccproxy.budget import DEFAULT_PRICES, Budget, Price, parse_prices
 from ccproxy.layout import PromptLayout
 from ccproxy.model_map import ModelMap, ModelRule
 from ccproxy.profile import PromptProfile
@@ -93,7 +94,26 @@ class Settings:
     prefix_cache_min_tokens: int | None = 1024
     """With llama-server started with --slot-save-path: restore (or process once and save) the shared
     prefix of at least this many tokens before a session's first turn (ccproxy.prefix_cache); None: off."""
+    budget_session_tokens: int | None = None
+    budget_day_tokens: int | None = None
+    budget_session_usd: float | None = None
+    budget_day_usd: float | None = None
+    """The spend guard (ccproxy.budget): limits per session and per UTC day; None: no limit."""
+    prices: tuple[tuple[str, Price], ...] = ()
+    """`prices` from the config file (USD per million tokens), before the built-in table."""
     config: Path | None = None
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(
+            self.budget_session_tokens, self.budget_day_tokens, self.budget_session_usd, self.budget_day_usd
+        )
+
+    @property
+    def price_table(self) -> tuple[tuple[str, Price], ...]:
+        """The config file's prices, then the built-in ones (the longest matching name wins; a tie: the
+        config file's)."""
+        return self.prices + DEFAULT_PRICES
 
     @property
     def upstream_url(self) -> str:
@@ -239,6 +259,12 @@ def _optional_int(value: object) -> int | None:
     return _int(value)
 
 
+def _optional_float(value: object) -> float | None:
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+        return None
+    return _float(value)
+
+
 def _log_level(value: object) -> str:
     text = _str(value).lower()
     if text not in ("critical", "error", "warning", "info", "debug"):
@@ -274,9 +300,13 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
     "prompt_profile": ("CCPROXY_PROMPT_PROFILE", _prompt_profile),
     "prefix_cache_min_tokens": ("CCPROXY_PREFIX_CACHE_MIN_TOKENS", _optional_int),
+    "budget_session_tokens": ("CCPROXY_BUDGET_SESSION_TOKENS", _optional_int),
+    "budget_day_tokens": ("CCPROXY_BUDGET_DAY_TOKENS", _optional_int),
+    "budget_session_usd": ("CCPROXY_BUDGET_SESSION_USD", _optional_float),
+    "budget_day_usd": ("CCPROXY_BUDGET_DAY_USD", _optional_float),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"
-FILE_ONLY_KEYS = ("models",)
+FILE_ONLY_KEYS = ("models", "prices")
 
 
 def _read_secret(path: Path, what: str) -> str:
@@ -350,6 +380,10 @@ def load_settings(flags: Mapping[str, object], environ: Mapping[str, str]) -> Se
     model_map = _model_map(file_values.get("models"), values.get("model"), values.get("side_model"))
     values.update(model_rules=model_map.rules, model=model_map.default, side_model=model_map.side)
     values["config"] = config_path
+    try:
+        values["prices"] = parse_prices(file_values.get("prices"))
+    except ValueError as exc:
+        raise ConfigError(f"config: {exc}") from exc
 
     if values.get("token") is None and values.get("token_file") is not None:
         values["token"] = _read_secret(values["token_file"], "token-file")
@@ -380,6 +414,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"prefix-cache-min-tokens: must be >= 1 (or off), got {s.prefix_cache_min_tokens}")
     if s.max_tokens is not None and s.max_tokens < 1:
         raise ConfigError(f"max-tokens: must be >= 1, got {s.max_tokens}")
+    for name in ("budget_session_tokens", "budget_day_tokens", "budget_session_usd", "budget_day_usd"):
+        limit = getattr(s, name)
+        if limit is not None and limit <= 0:
+            raise ConfigError(f"{name.replace('_', '-')}: must be > 0 (or off), got {limit}")
     if not s.token and not s.is_loopback:
         raise ConfigError(
             f"host: refusing to listen on non-loopback {s.host!r} without a client token "

@@ -7,6 +7,7 @@ and a status that Claude Code's retry logic treats sensibly (see shared/CLAUDE_C
     ├── InvalidRequestError      400 invalid_request_error   (never retried)
     │   └── PromptTooLongError   400 "prompt is too long: N tokens > M"
     ├── AuthenticationError      401 authentication_error
+    ├── BillingError             402 billing_error           (the spend guard; with x-should-retry: false)
     ├── PermissionDeniedError    403 permission_error
     ├── NotFoundError            404 not_found_error
     ├── RequestTooLargeError     413 request_too_large
@@ -33,6 +34,7 @@ from ccproxy.types_events import ErrorBody
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BillingError",
     "InvalidRequestError",
     "NotFoundError",
     "OverloadedError",
@@ -119,6 +121,11 @@ class PromptTooLongError(InvalidRequestError):
 class AuthenticationError(_FixedError):
     STATUS = 401
     ERROR_TYPE = "authentication_error"
+
+
+class BillingError(_FixedError):
+    STATUS = 402
+    ERROR_TYPE = "billing_error"
 
 
 class PermissionDeniedError(_FixedError):

@@ -32,7 +32,15 @@ from typing import Literal, TypeAlias
 
 from ccproxy.types_anthropic import MessagesRequest
 
-__all__ = ["ModelMap", "ModelRule", "SideKind", "is_side_request", "model_family", "side_kind"]
+__all__ = [
+    "ModelMap",
+    "ModelRule",
+    "SideKind",
+    "is_side_payload",
+    "is_side_request",
+    "model_family",
+    "side_kind",
+]
 
 SideKind: TypeAlias = Literal["title", "haiku", "count"]
 
@@ -134,6 +142,18 @@ def side_kind(req: MessagesRequest) -> SideKind | None:
 
 def is_side_request(req: MessagesRequest) -> bool:
     return side_kind(req) is not None
+
+
+def is_side_payload(payload: Mapping[str, object]) -> bool:
+    """``is_side_request`` over a request body not parsed (pass-through forwards the bytes unparsed)."""
+    model = payload.get("model")
+    if payload.get("max_tokens") == 1 or (isinstance(model, str) and model_family(model) == "haiku"):
+        return True
+    config = payload.get("output_config")
+    has_format = payload.get("output_format") is not None or (
+        isinstance(config, Mapping) and config.get("format") is not None
+    )
+    return payload.get("tools") == [] and has_format
 
 
 def _has_output_format(req: MessagesRequest) -> bool:

@@ -65,6 +65,9 @@ class StreamStats:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    upstream_cost: float | None = None
+    """The cost the upstream reported in its usage (OpenRouter's `usage.cost`, USD), if it did."""
     stop_reason: str | None = None
     error: ProxyError | None = None
     disconnected: bool = False
@@ -81,15 +84,27 @@ class StreamStats:
                 usage = _mapping(message.get("usage") if isinstance(message, dict) else None)
                 self.input_tokens = _count(usage.get("input_tokens"), 0)
                 self.cache_read_tokens = _count(usage.get("cache_read_input_tokens"), 0)
+                self.cache_write_tokens = _count(usage.get("cache_creation_input_tokens"), 0)
             elif kind == "message_delta":
                 usage = _mapping(event.get("usage"))
                 self.output_tokens = _count(usage.get("output_tokens"), self.output_tokens)
                 self.input_tokens = _count(usage.get("input_tokens"), self.input_tokens)
                 self.cache_read_tokens = _count(usage.get("cache_read_input_tokens"), self.cache_read_tokens)
+                self.cache_write_tokens = _count(
+                    usage.get("cache_creation_input_tokens"), self.cache_write_tokens
+                )
                 stop_reason = _mapping(event.get("delta")).get("stop_reason")
                 self.stop_reason = stop_reason if isinstance(stop_reason, str) else None
         if self.events is not None:
             self.events.extend(events)
+
+
+def reported_cost(usage: Mapping[str, Any]) -> float | None:
+    """The cost an upstream reports in its usage (OpenRouter: `usage.cost`, USD), or None."""
+    cost = usage.get("cost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+        return float(cost)
+    return None
 
 
 def _mapping(value: object) -> dict[str, Any]:
@@ -276,6 +291,9 @@ class StreamPump(UpstreamTask):
             for chunk in item:
                 if isinstance(chunk.get("timings"), dict):
                     stats.upstream_timings = chunk["timings"]
+                usage = chunk.get("usage")
+                if isinstance(usage, dict) and "cost" in usage:
+                    stats.upstream_cost = reported_cost(usage)
                 events += translator.feed(chunk)
             return events, False
         except ProxyError as err:
