@@ -19,7 +19,7 @@ import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccstack import local_model, progress, server_info, slots_status, toolchain, up_wait
@@ -27,7 +27,7 @@ from ccstack.checks import agent_runtime, check_docker, check_port_free, require
 from ccstack.compose import run_compose, service_table, validate
 from ccstack.egress import render_squid_conf
 from ccstack.errors import StackError
-from ccstack.modes import Mode, parse_mode
+from ccstack.modes import Mode, SpendBudget, parse_mode
 from ccstack.policy import load_policies
 from ccstack.pool import load_pool
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
@@ -71,6 +71,7 @@ class UpRequest:
         None  # pool: llama-server replicas in the stack (--replicas); None: backends.yaml's
     )
     backends: tuple[str, ...] = ()  # pool: servers elsewhere (--backend URL); empty: backends.yaml's
+    budget: SpendBudget = field(default_factory=SpendBudget)  # the proxy's spend guard (--budget-...)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         slots=req.slots,
         pool=spec,
         compose_file=str(paths.compose_file),
+        budget=req.budget,
     )
     warnings: list[str] = []
     if req.trace and req.fetch:  # `up`: the directory the proxy writes to, as the invoking user

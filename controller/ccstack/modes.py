@@ -30,6 +30,30 @@ UpstreamAuth = Literal["x-api-key", "bearer"]
 
 
 @dataclass(frozen=True)
+class SpendBudget:
+    """The proxy's spend guard (`ccstack up MODE --budget-...`): limits per Claude Code session and per
+    UTC day, in tokens and USD; None: no limit. Rendered as the proxy's CCPROXY_BUDGET_* variables."""
+
+    session_tokens: int | None = None
+    day_tokens: int | None = None
+    session_usd: float | None = None
+    day_usd: float | None = None
+
+    def proxy_env(self) -> dict[str, str]:
+        values = {
+            "CCPROXY_BUDGET_SESSION_TOKENS": self.session_tokens,
+            "CCPROXY_BUDGET_DAY_TOKENS": self.day_tokens,
+            "CCPROXY_BUDGET_SESSION_USD": self.session_usd,
+            "CCPROXY_BUDGET_DAY_USD": self.day_usd,
+        }
+        return {
+            name: f"{value:g}" if isinstance(value, float) else str(value)
+            for name, value in values.items()
+            if value is not None
+        }
+
+
+@dataclass(frozen=True)
 class Mode:
     """What a mode means for Compose: profiles, the proxy's upstream, networks and secrets."""
 

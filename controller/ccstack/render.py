@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccstack.modes import LOCAL_CONTEXT, Mode
+from ccstack.modes import LOCAL_CONTEXT, Mode, SpendBudget
 from ccstack.overlay import Override, Reset, dump_yaml
 from ccstack.policy import WORKDIR, Policies
 from ccstack.pool import CONFIG_FILE, PoolSpec, compose_services, haproxy_cfg
@@ -73,6 +73,7 @@ class RenderOptions:
     slots: int | None = None  # llama-server's slots (LLAMA_PARALLEL): conversations + 1 for side requests
     pool: PoolSpec | None = None  # pool mode: replicas and servers (None: policies' defaults)
     compose_file: str = "compose.yaml"  # absolute in practice: the pool's replicas extend its llama-server
+    budget: SpendBudget = field(default_factory=SpendBudget)  # the proxy's spend guard (CCPROXY_BUDGET_*)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
         env["CCPROXY_UPSTREAM_BETAS"] = ",".join(mode.upstream_betas)
     if opts.trace_dir:
         env["CCPROXY_TRACE_DIR"] = TRACE_MOUNT
+    env.update(opts.budget.proxy_env())
     worst = worst_case_seconds(mode, opts)
     if worst is not None:
         env["CCPROXY_READ_TIMEOUT"] = str(worst)  # a backend silent while it prefills a whole window

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ccstack import cli
+from ccstack.modes import SpendBudget
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +122,17 @@ def test_agent_tools_option(value: str, expected: str) -> None:
 def test_agent_tools_option_rejects_what_is_not_a_tool_list(value: str) -> None:
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["up", "local", "--agent-tools", value])
+
+
+def test_up_budget_options() -> None:
+    assert cli._up_request(cli.build_parser().parse_args(["up", "openrouter"])).budget == SpendBudget()
+    args = cli.build_parser().parse_args(
+        ["up", "openrouter", "--budget-session-tokens", "2000000", "--budget-day-usd", "2.5"]
+    )
+    assert cli._up_request(args).budget == SpendBudget(session_tokens=2_000_000, day_usd=2.5)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots"])
+def test_up_budget_must_be_positive(value: str) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["up", "anthropic", "--budget-session-usd", value])

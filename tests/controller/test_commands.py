@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from ccstack import commands
+from ccstack.modes import SpendBudget
 from ccstack.overlay import plain
 from ccstack.state import REPO, Paths
 
@@ -93,3 +94,10 @@ def test_prepare_pool_writes_haproxy_config_from_the_flags(tmp_path: Path) -> No
 def test_pool_flags_elsewhere_are_refused(tmp_path: Path, req: commands.UpRequest, error: str) -> None:
     with pytest.raises(commands.StackError, match=error):
         commands.prepare(Paths(repo=REPO, state_dir=tmp_path), req, {"CCSANDBOX_UID": "1000"})
+
+
+def test_spend_budget_reaches_the_proxy_environment(tmp_path: Path) -> None:
+    paths = Paths(repo=REPO, state_dir=tmp_path)
+    req = commands.UpRequest(mode="anthropic", fetch=False, budget=SpendBudget(day_usd=3.0))
+    _mode, rendered, _state = commands.prepare(paths, req, {"CCSANDBOX_UID": "1000"})
+    assert plain(rendered.overlay)["services"]["proxy"]["environment"]["CCPROXY_BUDGET_DAY_USD"] == "3"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 from ccstack.egress import EgressPolicy
-from ccstack.modes import MODES, parse_mode
+from ccstack.modes import MODES, SpendBudget, parse_mode
 from ccstack.overlay import Override, plain
 from ccstack.policy import ExtraMount, MountPolicy, Policies, parse_mounts
 from ccstack.pool import PoolSpec
@@ -385,3 +385,18 @@ def test_a_pool_of_servers_elsewhere_runs_no_replica() -> None:
     assert set(plain(rendered.overlay)["services"]) == {"proxy", "claude-sandbox", "workdir-init", "haproxy"}
     assert rendered.profiles == ("pool",)
     assert rendered.services == ("proxy", "haproxy")
+
+
+def test_spend_budget_reaches_the_proxy_only_when_given() -> None:
+    env = services("openrouter")["proxy"]["environment"]
+    assert not [name for name in env if name.startswith("CCPROXY_BUDGET_")]
+    budget = SpendBudget(session_tokens=2_000_000, day_tokens=None, session_usd=0.5, day_usd=10.0)
+    env = services("openrouter", budget=budget)["proxy"]["environment"]
+    assert {k: v for k, v in env.items() if k.startswith("CCPROXY_BUDGET_")} == {
+        "CCPROXY_BUDGET_SESSION_TOKENS": "2000000",
+        "CCPROXY_BUDGET_SESSION_USD": "0.5",
+        "CCPROXY_BUDGET_DAY_USD": "10",
+    }
+    assert not [
+        k for k in services("openrouter", budget=budget)["claude-sandbox"]["environment"] if "BUDGET" in k
+    ]
