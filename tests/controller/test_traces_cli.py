@@ -173,3 +173,31 @@ def test_auto_backend_without_a_stack_is_tiktoken(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(replay, "stack_service_ip", no_docker)
     assert counting.stack_llama_server() is None
+
+
+BUDGET = FIXTURES / "traces" / "budget-scripted"
+
+
+def test_compare_and_analyze_show_spend_against_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "trace", "compare", str(BUDGET))
+    spend = {(r["scope"], r["key"][:8]): r for r in out["spend"]}
+    session = spend[("session", "11111111")]
+    assert (session["requests"], session["token_budget"]) == (3, 450)
+    assert session["token_share"] == session["tokens"] / 450 > 1
+    day = next(r for r in out["spend"] if r["scope"] == "day")
+    assert (day["requests"], day["usd_budget"]) == (4, 1.0)
+    assert day["tokens"] == sum(r["tokens"] for r in out["spend"] if r["scope"] == "session")
+    # analyze: the spend of the request's session and day up to it
+    traces = reading.load_many(reading.trace_files(BUDGET))
+    refused = next(t for t in traces if t.status == 402)
+    first = min((t for t in traces if t.session == refused.session), key=lambda t: t.time or 0)
+    upto_refused = run_json(capsys, "trace", "analyze", str(refused.file))["spend"]
+    upto_first = run_json(capsys, "trace", "analyze", str(first.file))["spend"]
+    assert [r["scope"] for r in upto_refused] == ["session", "day"]
+    assert upto_refused[0]["tokens"] == session["tokens"]
+    assert upto_first[0]["requests"] == 1
+    assert upto_first[0]["tokens"] < 450
+    assert cli.main(["trace", "compare", str(BUDGET)]) == 0
+    table = capsys.readouterr().out
+    assert "spend per session and per UTC day" in table
+    assert f"450 ({round(100 * session['tokens'] / 450)} %)" in table

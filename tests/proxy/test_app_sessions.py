@@ -184,3 +184,18 @@ async def test_pass_through_is_guarded_and_priced_by_the_table() -> None:
     assert view["last_turn"]["cache_share"] == pytest.approx(1_000_000 / 1_001_000, abs=1e-4)
     assert second.status_code == 402
     assert second.json()["error"]["type"] == "billing_error"
+
+
+async def test_traces_carry_the_session_the_cost_and_the_budget(tmp_path: Any) -> None:
+    upstream = FakeLlama(prompt_tokens=1000, chat=llama_stream)
+    settings = replace(LLAMA, token=TOKEN, trace_dir=tmp_path, budget_session_tokens=1500)
+    async with client(upstream, settings) as c:
+        assert (await turn(c)).status_code == 200
+        assert (await turn(c)).status_code == 200
+        assert (await turn(c)).status_code == 402
+    records = sorted((json.loads(p.read_text()) for p in tmp_path.glob("*.json")), key=lambda r: r["time"])
+    assert [r["status"] for r in records] == [200, 200, 402]
+    assert {r["session"] for r in records} == {f"session:{SESSION}"}
+    assert all(r["budget"]["session_tokens"] == 1500 for r in records)
+    assert [r.get("cost_usd", "absent") for r in records] == [None, None, "absent"]  # no price: unknown
+    assert records[2]["error"]["error"]["type"] == "billing_error"

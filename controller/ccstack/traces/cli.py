@@ -20,6 +20,7 @@ from typing import Any
 from ccstack.traces import reading, render
 from ccstack.traces.analysis import Breakdown, anthropic_parts, breakdown, openai_parts
 from ccstack.traces.counting import Counter, make_counter
+from ccstack.traces.spend import SpendRow, spend_rows, utc_day
 
 
 class _TargetAction(argparse.Action):
@@ -112,8 +113,10 @@ def run_trace(args: argparse.Namespace) -> int:
         trace = reading.load(reading.resolve(args.trace, _dir(args)))
         b = analyze(trace, counter, per_tool=args.verbose)
         turn, checks = trace.turn(), trace.tool_checks()
+        spend = [] if trace.recorded else _spend_so_far(trace)
         if args.json:
             out = {**_summary(trace), "breakdown": b.to_json(), "turn": turn.to_json(), "tool_calls": checks}
+            out["spend"] = [r.to_json() for r in spend]
             print(json.dumps(out, indent=1, default=lambda o: o.__dict__))
             return 0
         what = (
@@ -124,15 +127,33 @@ def run_trace(args: argparse.Namespace) -> int:
         console.print(render.breakdown_table(b, f"{trace.file.name}: {what}"))
         if not trace.recorded:
             console.print(render.turn_table(turn, checks))
+            title = "spend of its session and its UTC day, up to this request (this trace's directory)"
+            console.print(render.spend_table(spend, title))
         return 0
     directory = Path(args.trace) if args.trace else _dir(args)
     traces = [t for t in reading.load_many(reading.trace_files(directory)) if t.is_messages]
     rows = [render.compare_row(t, analyze(t, counter, per_tool=False)) for t in traces]
+    spend = spend_rows(traces)
     if args.json:
-        print(json.dumps({"counter": counter.name, "requests": rows}, indent=1))
+        spent = [r.to_json() for r in spend]
+        print(json.dumps({"counter": counter.name, "requests": rows, "spend": spent}, indent=1))
     else:
         console.print(render.compare_table(rows, counter.name))
+        console.print(render.spend_table(spend, "spend per session and per UTC day"))
     return 0
+
+
+def _spend_so_far(trace: reading.Trace) -> list[SpendRow]:
+    """The spend of the trace's session and UTC day up to it, from the traces beside it."""
+    try:
+        beside = reading.load_many(reading.trace_files(trace.file.parent))
+    except reading.TraceError:
+        beside = [trace]
+    upto = [t for t in beside if (t.time or 0) <= (trace.time or 0)] or [trace]
+    rows = spend_rows(upto)
+    session = trace.session or "-"
+    wanted = (("session", session), ("day", utc_day(trace.time)))
+    return [r for r in rows if (r.scope, r.key) in wanted]
 
 
 def _summary(t: reading.Trace) -> dict[str, Any]:

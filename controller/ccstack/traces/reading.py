@@ -41,6 +41,10 @@ class Trace:
     """The backend's own timings (llama-server: prompt_n, cache_n, prompt_ms, predicted_ms, ...)."""
     recorded: bool = False
     """A recorded Claude Code request (no proxy trace: no answer, no timings)."""
+    cost_usd: float | None = None
+    """What the proxy counted this call as costing (the upstream's reported cost or its price table)."""
+    budget: dict[str, Any] | None = None
+    """The proxy's spend guard when the call was made (session_tokens, day_tokens, session_usd, day_usd)."""
 
     @property
     def session(self) -> str | None:
@@ -141,6 +145,8 @@ def parse(data: object, path: Path) -> Trace:
             upstream_request=upstream if isinstance(upstream, dict) else None,
             response=response if isinstance(response, dict) else None,
             upstream_timings=timings if isinstance(timings, dict) else None,
+            cost_usd=_number(data.get("cost_usd")),
+            budget=data["budget"] if isinstance(data.get("budget"), dict) else None,
         )
     if isinstance(data.get("body"), dict) and "path" in data:  # a recorded Claude Code request
         return Trace(

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ccstack.traces.analysis import Breakdown, CallCheck, Turn
 from ccstack.traces.reading import Trace
+from ccstack.traces.spend import SpendRow
 
 
 def console(stderr: bool = False) -> Console:
@@ -208,3 +209,17 @@ def replay_markdown(results: Sequence[Mapping[str, Any]], notes: Sequence[str]) 
         ["# Replay", "", *lines, "", *notes, *(["", "Invalid tool calls:", *problems] if problems else [])]
     )
     return body + ("\n\nErrors:\n" + "\n".join(errors) if errors else "") + "\n"
+
+
+def spend_table(rows: Sequence[SpendRow], title: str) -> Table:
+    """Spend per session and per UTC day against the proxy's budgets (when a spend guard was on)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("scope", "session / day", "requests", "tokens", "token budget", "USD", "USD budget"):
+        table.add_column(column, justify="left" if column in ("scope", "session / day") else "right")
+    for r in rows:
+        usd = ("≥ " if r.unpriced else "") + f"{r.usd:.4f}"
+        tokens_budget = "-" if r.token_budget is None else f"{num(r.token_budget)} ({pct(r.token_share)})"
+        usd_budget = "-" if r.usd_budget is None else f"{r.usd_budget:.2f} ({pct(r.usd_share)})"
+        key = r.key[:8] if r.scope == "session" else r.key
+        table.add_row(r.scope, key, num(r.requests), num(r.tokens), tokens_budget, usd, usd_budget)
+    return table
