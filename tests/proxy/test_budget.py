@@ -94,6 +94,7 @@ def test_a_spent_budget_refuses_with_a_billing_error_that_is_not_retried(
     assert err.to_body()["type"] == "error"
     for word in words:
         assert word in err.message
+    assert "raise the limit (--budget-" in err.message
 
 
 @pytest.mark.parametrize(

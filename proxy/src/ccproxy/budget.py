@@ -163,14 +163,11 @@ def check(budget: Budget, session: Spend, day: Spend) -> BillingError | None:
         else:
             amount = f"${spent:.4f} of ${limit:.2f}"
         where = "this session" if scope == "session" else "today (UTC)"
-        hint = (
-            "start a new session (/clear does not reset it; exit and run claude again)"
-            if scope == "session"
-            else "wait for the next UTC day"
-        )
+        flag = env.removeprefix("CCPROXY_").lower().replace("_", "-")
+        hint = "start a new Claude Code session" if scope == "session" else "wait for the next UTC day"
         return BillingError(
             f"ccproxy spend guard: the {kind} budget of {where} is spent ({amount}). "
-            f"To continue, {hint}, or raise the limit ({env} / `ccstack up MODE --budget-...`).",
+            f"To continue, {hint}, or raise the limit (--{flag} / {env}).",
             should_retry=False,
         )
     return None
