@@ -24,18 +24,18 @@ import importlib
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ccstack import agent_session, commands, prewarm
+from ccstack import agent_session, commands, prewarm, spend_options
 from ccstack.doctor import Check
 from ccstack.errors import StackError
 from ccstack.local_model import DEFAULT_MODEL
-from ccstack.modes import MODES, SpendBudget
+from ccstack.modes import MODES
 from ccstack.render import to_yaml
 from ccstack.state import DEFAULT_PROJECT, default_paths
 from ccstack.toolchain import describe as describe_toolchain
@@ -47,19 +47,6 @@ def _port(value: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{value}: not a TCP port")
     return port
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(value: str) -> int | float:
-        try:
-            number = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r}: not a number") from None
-        if number <= 0:
-            raise argparse.ArgumentTypeError(f"{value}: must be > 0")
-        return number
-
-    return parse
 
 
 def _tools(value: str) -> str:
@@ -123,27 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the built-in tools Claude Code offers in the sandbox, e.g. Bash,Edit,Read,Write "
             "(default: the mode's — local: Bash,Edit,Read,Write; others: the CLI's whole set = 'default')",
         )
-        budget = p.add_argument_group(
-            "spend guard", "the proxy refuses requests (402 billing_error) once a budget is spent"
-        )
-        budget.add_argument(
-            "--budget-session-tokens",
-            type=_positive(int),
-            metavar="N",
-            help="tokens one Claude Code session may use (prompt, cached or not, + output)",
-        )
-        budget.add_argument(
-            "--budget-day-tokens", type=_positive(int), metavar="N", help="tokens per UTC day, all sessions"
-        )
-        budget.add_argument(
-            "--budget-session-usd",
-            type=_positive(float),
-            metavar="USD",
-            help="USD one session may spend (the upstream's reported cost, else the proxy's price table)",
-        )
-        budget.add_argument(
-            "--budget-day-usd", type=_positive(float), metavar="USD", help="USD per UTC day, all sessions"
-        )
+        spend_options.add_arguments(p)
         p.add_argument(
             "--trace",
             action="store_true",
@@ -243,9 +210,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         max_output_tokens=args.max_output_tokens,
         prompt_profile=args.prompt_profile,
         trace=args.trace,
-        budget=SpendBudget(
-            args.budget_session_tokens, args.budget_day_tokens, args.budget_session_usd, args.budget_day_usd
-        ),
+        budget=spend_options.budget(args),
         agent_tools=args.agent_tools,
         publish_port=args.publish,
         project=args.project,

@@ -38,6 +38,8 @@ class SpendBudget:
     day_tokens: int | None = None
     session_usd: float | None = None
     day_usd: float | None = None
+    prices: tuple[str, ...] = ()
+    """`MODEL=IN/OUT[/CACHE_READ[/CACHE_WRITE]]` (USD per million tokens) beyond the proxy's table."""
 
     def proxy_env(self) -> dict[str, str]:
         values = {
@@ -46,11 +48,14 @@ class SpendBudget:
             "CCPROXY_BUDGET_SESSION_USD": self.session_usd,
             "CCPROXY_BUDGET_DAY_USD": self.day_usd,
         }
-        return {
+        env = {
             name: f"{value:g}" if isinstance(value, float) else str(value)
             for name, value in values.items()
             if value is not None
         }
+        if self.prices:
+            env["CCPROXY_PRICES"] = ",".join(self.prices)
+        return env
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,16 @@ def test_up_budget_options() -> None:
         ["up", "openrouter", "--budget-session-tokens", "2000000", "--budget-day-usd", "2.5"]
     )
     assert cli._up_request(args).budget == SpendBudget(session_tokens=2_000_000, day_usd=2.5)
+    args = cli.build_parser().parse_args(
+        ["up", "anthropic", "--price", "claude-opus-5-5=5/25", "--price", "claude-haiku-5-5=1/5/0.1/1.25"]
+    )
+    assert cli._up_request(args).budget.prices == ("claude-opus-5-5=5/25", "claude-haiku-5-5=1/5/0.1/1.25")
+
+
+@pytest.mark.parametrize("value", ["m", "m=1", "=1/2", "m=a/b", "m=1/-2", "a=1/2,b=3/4"])
+def test_up_price_must_be_model_in_out(value: str) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["up", "anthropic", "--price", value])
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots"])

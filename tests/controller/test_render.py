@@ -390,13 +390,14 @@ def test_a_pool_of_servers_elsewhere_runs_no_replica() -> None:
 def test_spend_budget_reaches_the_proxy_only_when_given() -> None:
     env = services("openrouter")["proxy"]["environment"]
     assert not [name for name in env if name.startswith("CCPROXY_BUDGET_")]
-    budget = SpendBudget(session_tokens=2_000_000, day_tokens=None, session_usd=0.5, day_usd=10.0)
+    budget = SpendBudget(2_000_000, None, 0.5, 10.0, ("a=1/2", "b=3/4"))
     env = services("openrouter", budget=budget)["proxy"]["environment"]
     assert {k: v for k, v in env.items() if k.startswith("CCPROXY_BUDGET_")} == {
         "CCPROXY_BUDGET_SESSION_TOKENS": "2000000",
         "CCPROXY_BUDGET_SESSION_USD": "0.5",
         "CCPROXY_BUDGET_DAY_USD": "10",
     }
+    assert env["CCPROXY_PRICES"] == "a=1/2,b=3/4"
     assert not [
         k for k in services("openrouter", budget=budget)["claude-sandbox"]["environment"] if "BUDGET" in k
     ]

@@ -118,6 +118,8 @@ def test_parse_prices() -> None:
     ("value", "words"),
     [
         ([1], "expected a mapping"),
+        ("m", "'m' is not MODEL=IN/OUT"),
+        ("m=1/2/3/4/5", "is not MODEL=IN/OUT"),
         ({"m": 3}, "prices.m: expected a mapping"),
         ({"m": {"input": 1}}, "prices.m.output: required"),
         ({"m": {"input": 1, "output": -1}}, "prices.m.output: expected a number >= 0"),

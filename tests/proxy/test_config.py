@@ -198,6 +198,8 @@ def test_budgets_from_flags_env_and_file_and_prices_from_the_file(tmp_path: Path
     )
     env = {"CCPROXY_CONFIG": str(config), "CCPROXY_BUDGET_SESSION_USD": "1.5"}
     s = load_settings({"budget_session_tokens": "200000"}, env)
+    flagged = load_settings({"prices": "claude-opus-5-5=5/25, x/y = 1/2/0.1/0"}, {})
+    assert flagged.prices == (("claude-opus-5-5", Price(5.0, 25.0)), ("x/y", Price(1.0, 2.0, 0.1, 0.0)))
     assert s.budget == Budget(session_tokens=200000, day_tokens=9000000, session_usd=1.5)
     assert s.budget.enabled
     assert price_for("claude-sonnet-4-5-20250929", s.price_table) == Price(2.0, 10.0)  # the file's wins
@@ -212,8 +214,10 @@ def test_budgets_from_flags_env_and_file_and_prices_from_the_file(tmp_path: Path
     [
         ({"budget_session_tokens": "0"}, "", "budget-session-tokens: must be > 0"),
         ({"budget_day_usd": "lots"}, "", "--budget-day-usd"),
-        ({}, "prices: [1]\n", "config: prices: expected a mapping"),
-        ({}, "prices: {m: {input: 1}}\n", "prices.m.output: required"),
+        ({}, "prices: [1]\n", "config prices: expected a mapping"),
+        ({}, "prices: {m: {input: 1}}\n", "config prices: prices.m.output: required"),
+        ({"prices": "m=1"}, "", "--prices: 'm=1' is not MODEL=IN/OUT"),
+        ({"prices": "m=a/b"}, "", "the prices must be numbers"),
     ],
 )
 def test_bad_budgets_and_prices_name_the_setting(

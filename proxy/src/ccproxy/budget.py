@@ -174,16 +174,19 @@ def check(budget: Budget, session: Spend, day: Spend) -> BillingError | None:
 
 
 def parse_prices(value: object) -> tuple[tuple[str, Price], ...]:
-    """The config file's ``prices``: ``{model: {input: USD/MTok, output: ..., cache_read: ..., cache_write:
-    ...}}``; raises ``ValueError`` naming the bad entry."""
+    """Prices, USD per million tokens: the config file's ``prices`` mapping ``{model: {input, output,
+    cache_read, cache_write}}``, or the flag's / env var's text ``MODEL=IN/OUT[/CACHE_READ[/CACHE_WRITE]]``
+    (comma-separated); raises ``ValueError`` naming the bad entry."""
     if value is None:
         return ()
+    if isinstance(value, str):
+        value = _prices_from_text(value)
     if not isinstance(value, Mapping):
-        raise ValueError("prices: expected a mapping of model name -> {input, output, cache_read, ...}")
+        raise ValueError("expected a mapping of model name -> {input, output, cache_read, ...}")
     out: list[tuple[str, Price]] = []
     for model, entry in value.items():
         if not isinstance(model, str) or not model:
-            raise ValueError(f"prices: model names must be non-empty strings, got {model!r}")
+            raise ValueError(f"model names must be non-empty strings, got {model!r}")
         if not isinstance(entry, Mapping):
             raise ValueError(f"prices.{model}: expected a mapping with input and output (USD per million)")
         unknown = sorted(set(map(str, entry)) - {"input", "output", "cache_read", "cache_write"})
@@ -212,3 +215,20 @@ def parse_prices(value: object) -> tuple[tuple[str, Price], ...]:
             )
         )
     return tuple(out)
+
+
+def _prices_from_text(text: str) -> dict[str, dict[str, float]]:
+    keys = ("input", "output", "cache_read", "cache_write")
+    out: dict[str, dict[str, float]] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        model, eq, numbers = item.rpartition("=")
+        fields = numbers.split("/")
+        if not eq or not model.strip() or not 2 <= len(fields) <= 4:
+            raise ValueError(f"{item!r} is not MODEL=IN/OUT[/CACHE_READ[/CACHE_WRITE]] (USD per million)")
+        try:
+            out[model.strip()] = {k: float(f) for k, f in zip(keys, fields, strict=False)}
+        except ValueError:
+            raise ValueError(f"{item!r}: the prices must be numbers") from None
+    return out

@@ -65,6 +65,8 @@ HELP: dict[str, str] = {
     "budget_session_usd": "spend guard: USD one session may spend (the upstream's reported cost, else the "
     "price table; default off)",
     "budget_day_usd": "spend guard: USD all sessions may spend per UTC day (default off)",
+    "prices": "USD per million tokens of models the built-in table lacks or gets wrong: "
+    "MODEL=IN/OUT[/CACHE_READ[/CACHE_WRITE]],... (the config file: a mapping)",
 }
 
 

@@ -100,7 +100,7 @@ class Settings:
     budget_day_usd: float | None = None
     """The spend guard (ccproxy.budget): limits per session and per UTC day; None: no limit."""
     prices: tuple[tuple[str, Price], ...] = ()
-    """`prices` from the config file (USD per million tokens), before the built-in table."""
+    """Prices (USD per million tokens) from the flag, env var or config file, before the built-in table."""
     config: Path | None = None
 
     @property
@@ -304,9 +304,10 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "budget_day_tokens": ("CCPROXY_BUDGET_DAY_TOKENS", _optional_int),
     "budget_session_usd": ("CCPROXY_BUDGET_SESSION_USD", _optional_float),
     "budget_day_usd": ("CCPROXY_BUDGET_DAY_USD", _optional_float),
+    "prices": ("CCPROXY_PRICES", parse_prices),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"
-FILE_ONLY_KEYS = ("models", "prices")
+FILE_ONLY_KEYS = ("models",)
 
 
 def _read_secret(path: Path, what: str) -> str:
@@ -380,10 +381,6 @@ def load_settings(flags: Mapping[str, object], environ: Mapping[str, str]) -> Se
     model_map = _model_map(file_values.get("models"), values.get("model"), values.get("side_model"))
     values.update(model_rules=model_map.rules, model=model_map.default, side_model=model_map.side)
     values["config"] = config_path
-    try:
-        values["prices"] = parse_prices(file_values.get("prices"))
-    except ValueError as exc:
-        raise ConfigError(f"config: {exc}") from exc
 
     if values.get("token") is None and values.get("token_file") is not None:
         values["token"] = _read_secret(values["token_file"], "token-file")
