@@ -146,6 +146,7 @@ class Proxy:
         call.session = session_key(request.headers, body.get("metadata"))
         call.peer = request.client.host if request.client is not None else None
         call.side = is_side_payload(body)
+        call.stream = body.get("stream") is True  # for the log line of a refusal
         budget = self.settings.budget
         if budget.enabled:
             if self.tracer.enabled:
