@@ -155,7 +155,9 @@ class Accounting:
                 call.upstream_model, input=tokens[0], output=tokens[1], cache_read=tokens[2]
             )
         if call.session is not None and used.tokens:
-            self._record(call, status, used, stats, (first_byte, now), error)
+            # the generation rate's span as the log line's: a non-streamed answer arrives whole
+            generating = first_byte if stats is not None else call.started
+            self._record(call, status, used, stats, (generating, now), error)
         level = logging.WARNING if error is not None and error.status >= 500 else logging.INFO
         if log.isEnabledFor(level):
             log.log(level, log_line(call, status, now, first_byte, tokens, error, stats))
