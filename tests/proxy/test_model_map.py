@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccproxy.model_map import ModelMap, ModelRule, is_side_request, model_family, side_kind
+from ccproxy.model_map import ModelMap, ModelRule, is_side_payload, is_side_request, model_family, side_kind
 from ccproxy.types_anthropic import parse_messages_request
 
 pytestmark = pytest.mark.unit
@@ -152,3 +152,24 @@ def test_side_kind(fields: dict[str, Any], kind: str | None) -> None:
 def test_recorded_requests(name: str, kind: str | None) -> None:
     path = FIXTURES / name
     assert side_kind(parse_messages_request(json.loads(path.read_text())["body"])) == kind
+
+
+FORMAT = {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "side"),
+    [
+        ({"max_tokens": 1}, True),
+        ({"model": "claude-haiku-4-5-20251001"}, True),
+        ({"tools": [], "output_config": FORMAT}, True),
+        ({"tools": []}, False),
+        ({}, False),
+    ],
+)
+def test_is_side_payload_agrees_with_the_parsed_rule(extra: dict[str, Any], side: bool) -> None:
+    tool = {"name": "Write", "input_schema": {"type": "object"}}
+    payload = {"model": "claude-opus-4-8", "max_tokens": 512, "tools": [tool]}
+    payload |= {"messages": [{"role": "user", "content": "hi"}], **extra}
+    assert is_side_payload(payload) is side
+    assert is_side_request(parse_messages_request(payload)) is side
