@@ -73,7 +73,7 @@ def test_git_status_in_the_sandbox_lists_the_agents_files_not_the_sessions_place
     mounts; the image's git config names the session's list of them as excludes file, so what the agent
     (and Claude Code's git-status snapshot) sees is the repository as the user left it."""
     stack.ccstack("up", "test")
-    git = ["git", "-C", str(workdir), "-c", "user.name=t", "-c", "user.email=t@t"]
+    git = ["git", "-C", str(workdir), "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q", str(workdir)], check=True)
     (workdir / "app.py").write_text("print('hi')\n")
     subprocess.run([*git, "add", "app.py"], check=True)
