@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="pool: a llama-server elsewhere, as HAProxy reaches it (http://HOST:PORT; repeatable; "
             "replaces policies/backends.yaml's servers)",
         )
+        p.add_argument(
+            "--balance",
+            choices=("session", "roundrobin"),
+            help="pool: session (default: consistent hashing on the session, which keeps its cache) or "
+            "roundrobin (no affinity; for comparisons)",
+        )
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
         p.add_argument(
@@ -221,6 +227,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         slots=args.slots,
         replicas=args.replicas,
         backends=tuple(args.backend),
+        balance=args.balance,
     )
 
 

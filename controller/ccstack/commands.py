@@ -29,7 +29,7 @@ from ccstack.egress import render_squid_conf
 from ccstack.errors import StackError
 from ccstack.modes import Mode, SpendBudget, parse_mode
 from ccstack.policy import load_policies
-from ccstack.pool import load_pool
+from ccstack.pool import Balance, load_pool
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
 from ccstack.runtime import describe
 from ccstack.state import (
@@ -72,6 +72,7 @@ class UpRequest:
     )
     backends: tuple[str, ...] = ()  # pool: servers elsewhere (--backend URL); empty: backends.yaml's
     budget: SpendBudget = field(default_factory=SpendBudget)  # the proxy's spend guard (--budget-...)
+    balance: Balance | None = None  # pool: session or roundrobin (--balance); None: backends.yaml's
 
 
 @dataclass(frozen=True)
@@ -161,14 +162,16 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         raise StackError(
             f"--upstream-kind is for a server you name (openai, lmstudio, ollama), not mode {mode.name}"
         )
-    if (req.replicas is not None or req.backends) and not mode.pool:
-        raise StackError(f"--replicas and --backend are for the pool mode, not mode {mode.name}")
+    if (req.replicas is not None or req.backends or req.balance) and not mode.pool:
+        raise StackError(f"--replicas, --backend and --balance are for the pool mode, not mode {mode.name}")
     if req.slots is not None and not mode.local_model:
         raise StackError(f"--slots is for modes that run llama-server, not mode {mode.name}")
     try:
         policies = load_policies(paths.repo / "policies")
         spec = (
-            load_pool(paths.repo / "policies").with_flags(replicas=req.replicas, servers=req.backends)
+            load_pool(paths.repo / "policies").with_flags(
+                replicas=req.replicas, servers=req.backends, balance=req.balance
+            )
             if mode.pool
             else None
         )

@@ -17,7 +17,8 @@ policies/backends.yaml (every key optional)::
         - http://gpu-1.lan:8080
       balance: session         # session (consistent hash on the session) | roundrobin (no affinity)
 
-``ccstack up pool --replicas N --backend URL ...`` override ``replicas`` and ``servers``.
+``ccstack up pool --replicas N --backend URL ... --balance roundrobin`` override ``replicas``,
+``servers`` and ``balance``.
 ``parse_pool(yaml_data)`` returns a frozen :class:`PoolSpec` or raises ``ValueError`` naming the field;
 ``haproxy_cfg(spec, timeout_s)`` is the generated configuration; ``load_pool(directory)`` the I/O edge.
 """
@@ -67,10 +68,13 @@ class PoolSpec:
     servers: tuple[str, ...] = ()  # base URLs of llama-servers elsewhere
     balance: Balance = "session"
 
-    def with_flags(self, *, replicas: int | None, servers: tuple[str, ...]) -> PoolSpec:
-        """`--replicas N` replaces the count; `--backend URL` flags replace the servers."""
+    def with_flags(
+        self, *, replicas: int | None, servers: tuple[str, ...], balance: Balance | None = None
+    ) -> PoolSpec:
+        """`--replicas N` replaces the count, `--backend URL` flags the servers, `--balance` the policy."""
         spec = replace(self, replicas=self.replicas if replicas is None else replicas)
         spec = replace(spec, servers=servers) if servers else spec
+        spec = replace(spec, balance=balance) if balance else spec
         check(spec)
         return spec
 

@@ -108,6 +108,7 @@ def test_flags_replace_the_policy() -> None:
     assert spec.with_flags(replicas=0, servers=("http://b:2",)).members == (
         Member("remote-1", "b", 2, False),
     )
+    assert spec.with_flags(replicas=None, servers=(), balance="roundrobin").balance == "roundrobin"
     with pytest.raises(ValueError, match="empty"):
         PoolSpec(replicas=1).with_flags(replicas=0, servers=())
     assert server_address("http://gpu:8080/v1/") == ("gpu", 8080)

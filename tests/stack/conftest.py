@@ -46,6 +46,16 @@ def images(docker: Any) -> dict[str, float]:
     return timings
 
 
+@pytest.fixture(scope="session")
+def llama_image() -> str:
+    """Build (or find in the layer cache) ccsandbox/llama-server:local; a failure fails the test."""
+    script = REPO / "scripts" / "build-llama-server.sh"
+    assert script.exists(), f"{script} is missing"
+    r = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=3000)
+    assert r.returncode == 0, f"building the llama-server image failed:\n{r.stderr[-4000:]}"
+    return "ccsandbox/llama-server:local"
+
+
 @pytest.fixture
 def stack(tmp_path: Path, images: dict[str, float], docker: Any) -> Iterator[Stack]:
     s = Stack(tmp_path)

@@ -5,26 +5,15 @@ streamed, through the proxy container. Asserts the protocol, not the wisdom of a
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import REPO, Stack, http_json
+from stack_helpers import Stack, http_json
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(3600)]
-
-
-@pytest.fixture(scope="module")
-def llama_image() -> str:
-    """Build (or find in the layer cache) ccsandbox/llama-server:local; a failure fails the test."""
-    script = REPO / "scripts" / "build-llama-server.sh"
-    assert script.exists(), f"{script} is missing"
-    r = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=3000)
-    assert r.returncode == 0, f"building the llama-server image failed:\n{r.stderr[-4000:]}"
-    return "ccsandbox/llama-server:local"
 
 
 def test_local_mode_answers_messages_through_the_proxy(
