@@ -89,6 +89,6 @@ replay *ARGS: bootstrap
 test *SUITES:
     scripts/test.sh {{SUITES}}
 
-# Run a benchmark: overhead (proxy vs peers), cache (10-turn session), tasks (task suite), first-answer
+# Run a benchmark: overhead (proxy vs peers), cache (10-turn session), tasks (task suite), first-answer, pool (HAProxy pool)
 bench WHICH="overhead" *ARGS: bootstrap
     scripts/bench.sh {{WHICH}} {{ARGS}}

@@ -5,6 +5,8 @@
 #                                      prompt tokens from cache and per-turn time, ccproxy vs native /v1/messages
 #   scripts/bench.sh tasks [ARGS]      the task suite: real CLI in the sandbox, real stack, 6 tasks x candidates
 #                                      (bench/tasks/run.py; then bench/tasks/report.py for the table and plot)
+#   scripts/bench.sh pool [ARGS]       sessions/s and cache hits behind HAProxy: 1 replica, 2 by session,
+#                                      2 round robin (the anchor); the real stack in pool mode
 #   scripts/bench.sh first-answer [ARGS]  time to the first token: first-ever up, after down+up, after a
 #                                      commit on another day; real CLI (-p and TUI) vs native /v1/messages
 set -euo pipefail
@@ -29,5 +31,9 @@ case "$which" in
     "$py" -m pip install -q -r bench/requirements.txt
     source scripts/lib/bases.sh && scripts/build-images.sh
     exec "$py" bench/first_answer.py "$@" ;;
-  *) echo "usage: scripts/bench.sh overhead|cache|tasks|first-answer [ARGS]" >&2; exit 2 ;;
+  pool)
+    "$py" -m pip install -q -r bench/requirements.txt
+    source scripts/lib/bases.sh && scripts/build-images.sh
+    exec "$py" bench/pool.py "$@" ;;
+  *) echo "usage: scripts/bench.sh overhead|cache|tasks|first-answer|pool [ARGS]" >&2; exit 2 ;;
 esac
