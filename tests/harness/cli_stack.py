@@ -121,19 +121,23 @@ class Stack:
         )
         return r.stdout + r.stderr
 
-    def container_ip(self, service: str) -> str:
+    def container_ip(self, service: str, network: str = "backend") -> str:
+        """The service's address on one of the project's networks (the host reaches ``backend``; the
+        ``agent`` network has no address on the host's side)."""
         name = subprocess.run(
             ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}",
              "--filter", f"label=com.docker.compose.service={service}"],
             capture_output=True, text=True, check=True,
         ).stdout.split()[0]  # fmt: skip
-        ips = subprocess.run(
-            ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        return ips[0]
+        networks = json.loads(
+            subprocess.run(
+                ["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", name],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        return str(networks[f"{self.project}_{network}"]["IPAddress"])
 
 
 def git(repo: Path, *args: str) -> None:
