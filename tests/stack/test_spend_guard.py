@@ -53,4 +53,7 @@ def test_a_spent_budget_stops_the_real_cli_with_the_message_and_no_retry(
     assert len(set(bodies)) == len(bodies), f"{len(bodies)} refusals, {len(set(bodies))} distinct requests"
     assert refusals[0]["error"]["error"]["type"] == "billing_error"
     assert refusals[0]["budget"]["day_tokens"] == 500
-    print("the CLI said:", next(line for line in said.splitlines() if "spend guard" in line)[:400])
+    results = [json.loads(line) for line in second.stdout.splitlines() if '"type":"result"' in line]
+    assert results, second.stdout[-3000:]
+    assert results[-1]["is_error"] is True
+    print("the CLI said:", results[-1]["result"])
