@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="the built-in tools Claude Code offers in the sandbox, e.g. Bash,Edit,Read,Write "
             "(default: the mode's — local: Bash,Edit,Read,Write; others: the CLI's whole set = 'default')",
         )
+        p.add_argument(
+            "--background-tasks",
+            choices=("on", "off"),
+            help="Claude Code's background tasks (Bash run_in_background and the notifications that resume "
+            "the agent); default: the mode's — local and pool: off, others: on",
+        )
         spend_options.add_arguments(p)
         p.add_argument(
             "--trace",
@@ -218,6 +224,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         trace=args.trace,
         budget=spend_options.budget(args),
         agent_tools=args.agent_tools,
+        background_tasks=None if args.background_tasks is None else args.background_tasks == "on",
         publish_port=args.publish,
         project=args.project,
         extra_files=tuple(os.path.abspath(f) for f in args.file),

@@ -94,6 +94,10 @@ class Mode:
     # Every tool costs prompt tokens on each request (Claude Code 2.1.330's 21 default tools: ~15 k
     # tokens) and is one more wrong choice for a small model.
     agent_tools: str | None = None
+    # Claude Code's background tasks (Bash `run_in_background`, and the notifications that resume the
+    # agent when one ends). Off: CLAUDE_CODE_DISABLE_BACKGROUND_TASKS=1 — a small model that sets the
+    # flag on every call turns a `claude -p` into an endless loop of notifications (bench/tasks).
+    background_tasks: bool = True
     # What to do when the proxy's upstream does not answer, shown by `ccstack status`.
     unreachable_hint: str | None = None
     # Offered on the command line's help (the test mode is not).
@@ -138,6 +142,7 @@ MODES: dict[str, Mode] = {
             local_model=True,
             prewarm=True,
             agent_tools=LOCAL_AGENT_TOOLS,
+            background_tasks=False,
         ),
         Mode(
             name="mlx",
@@ -241,6 +246,7 @@ MODES: dict[str, Mode] = {
             backend_services=("haproxy",),
             local_model=True,
             agent_tools=LOCAL_AGENT_TOOLS,
+            background_tasks=False,
             unreachable_hint="every server of the pool is down: `ccstack logs haproxy` names them",
             pool=True,
         ),

@@ -64,6 +64,7 @@ class RenderOptions:
     max_output_tokens: int | None = None
     prompt_profile: str | None = None  # the proxy's prompt profile (full, lean); None: the proxy's default
     agent_tools: str | None = None  # the CLI's tools (`claude --tools=`); None: the mode's; "default": all
+    background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
@@ -194,6 +195,9 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
     tools = opts.agent_tools or mode.agent_tools
     if tools and tools != "default":
         env["CCSANDBOX_TOOLS"] = tools  # claude-sandbox/entrypoint.sh: `claude --tools=...`
+    background = mode.background_tasks if opts.background_tasks is None else opts.background_tasks
+    if not background:
+        env["CLAUDE_CODE_DISABLE_BACKGROUND_TASKS"] = "1"
     if policies.egress.enabled:
         # pip, npm, curl and git read these: package registries through Squid's allowlist.
         env |= {

@@ -118,6 +118,15 @@ def test_agent_tools_option(value: str, expected: str) -> None:
     assert cli._up_request(args).agent_tools == expected
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [([], None), (["--background-tasks", "on"], True), (["--background-tasks", "off"], False)],
+)
+def test_background_tasks_option(argv: list[str], expected: bool | None) -> None:
+    args = cli.build_parser().parse_args(["up", "local", *argv])
+    assert cli._up_request(args).background_tasks is expected
+
+
 @pytest.mark.parametrize("value", ["", ",", "Bash;rm", "Bash(git *)"])
 def test_agent_tools_option_rejects_what_is_not_a_tool_list(value: str) -> None:
     with pytest.raises(SystemExit):

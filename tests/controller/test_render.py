@@ -144,6 +144,22 @@ def test_agent_tools(mode: str, agent_tools: str | None, expected: str | None) -
     assert env.get("CCSANDBOX_TOOLS") == expected
 
 
+@pytest.mark.parametrize(
+    ("mode", "background_tasks", "disabled"),
+    [
+        ("local", None, True),  # a small model's run_in_background loops: off by default
+        ("local", True, False),
+        ("pool", None, True),
+        ("openrouter", None, False),
+        ("anthropic", False, True),
+    ],
+)
+def test_background_tasks(mode: str, background_tasks: bool | None, disabled: bool) -> None:
+    env = services(mode, background_tasks=background_tasks)["claude-sandbox"]["environment"]
+    assert ("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS" in env) is disabled
+    assert env.get("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS", "1") == "1"
+
+
 def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
     env = services("local", context_window=16384)["claude-sandbox"]["environment"]
     assert env["ANTHROPIC_BASE_URL"] == "http://proxy:8787"

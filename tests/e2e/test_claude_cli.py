@@ -216,3 +216,21 @@ def test_a_local_model_name_gets_no_unrecognized_model_warning(
     assert turns
     assert all(r["body"]["model"] == "qwen2.5-coder-0.5b" for r in turns)
     assert "You are powered by the model qwen2.5-coder-0.5b." in turns[0]["body"]["messages"][0]["content"]
+
+
+@pytest.mark.parametrize("disabled", [True, False], ids=["local-mode", "control-default"])
+def test_the_local_modes_env_takes_background_runs_out_of_the_bash_tool(
+    tmp_path: Path, disabled: bool
+) -> None:
+    """The local mode's CLAUDE_CODE_DISABLE_BACKGROUND_TASKS=1 (ccstack.render) removes Bash's
+    `run_in_background` from what the model sees: a small model that sets it gets a notification-driven
+    loop instead of an answer. The control without it shows the parameter is there by default."""
+    require_prerequisites()
+    env = {"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1"} if disabled else {}
+    result = run_in_netns(tmp_path, [{"text": "Hello."}], "Say hello.", claude_env=env)
+    assert result.get("returncode") == 0, (result.get("stdout", "") + result.get("stderr", ""))[-3000:]
+    turns = main_requests(result)
+    assert turns
+    bash = [t["function"] for t in turns[0]["body"]["tools"] if t["function"]["name"] == "Bash"]
+    assert bash, [t["function"]["name"] for t in turns[0]["body"]["tools"]]
+    assert ("run_in_background" in bash[0]["parameters"]["properties"]) is not disabled
