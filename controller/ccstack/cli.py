@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--prompt-profile",
             choices=("full", "lean"),
             help="openai-kind modes: the proxy's prompt profile (CCPROXY_PROMPT_PROFILE); lean = reduced "
-            "system text and tool descriptions for small local models (default: the proxy's, full)",
+            "system text and tool descriptions for small local models (default: local and pool lean, "
+            "others the proxy's full)",
         )
         p.add_argument(
             "--agent-tools",

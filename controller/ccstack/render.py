@@ -116,8 +116,9 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
     max_tokens = opts.max_output_tokens or mode.max_output_tokens
     if max_tokens:
         env["CCPROXY_MAX_TOKENS"] = str(max_tokens)
-    if opts.prompt_profile:
-        env["CCPROXY_PROMPT_PROFILE"] = opts.prompt_profile
+    profile = opts.prompt_profile or mode.prompt_profile
+    if profile:
+        env["CCPROXY_PROMPT_PROFILE"] = profile
     if has_key(mode, opts):
         env["CCPROXY_UPSTREAM_KEY_FILE"] = "/run/secrets/upstream_key"
     if mode.upstream_auth != "x-api-key":

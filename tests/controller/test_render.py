@@ -113,10 +113,21 @@ def test_upstream_and_model_overrides() -> None:
     assert agent["CLAUDE_CODE_SUBAGENT_MODEL"] == "z/m"
 
 
-def test_prompt_profile_reaches_the_proxy_only_when_given() -> None:
-    assert "CCPROXY_PROMPT_PROFILE" not in services("local")["proxy"]["environment"]
-    env = services("local", prompt_profile="lean")["proxy"]["environment"]
-    assert env["CCPROXY_PROMPT_PROFILE"] == "lean"
+@pytest.mark.parametrize(
+    ("mode", "prompt_profile", "expected"),
+    [
+        ("local", None, "lean"),  # the local mode's (the task suite's best rows for the 0.5B model)
+        ("local", "full", "full"),
+        ("pool", None, "lean"),
+        ("openrouter", None, None),  # the proxy's own default (full)
+        ("openrouter", "lean", "lean"),
+    ],
+)
+def test_prompt_profile_is_the_options_else_the_modes(
+    mode: str, prompt_profile: str | None, expected: str | None
+) -> None:
+    env = services(mode, prompt_profile=prompt_profile)["proxy"]["environment"]
+    assert env.get("CCPROXY_PROMPT_PROFILE") == expected
 
 
 def test_traces_are_written_as_the_user_into_the_state_directory() -> None:
