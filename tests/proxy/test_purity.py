@@ -10,7 +10,9 @@ from imports import imported_roots
 pytestmark = pytest.mark.unit
 
 PURE = (
+    "auth",
     "budget",
+    "config_values",
     "errors",
     "layout",
     "model_map",

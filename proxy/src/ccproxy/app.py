@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,10 +35,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ccproxy import __version__
+from ccproxy.auth import check_token
 from ccproxy.budget import check as check_budget
 from ccproxy.calls import Accounting, Call, new_id, utc_day
 from ccproxy.config import Settings
-from ccproxy.errors import ApiError, AuthenticationError, ProxyError, UpstreamProtocolError
+from ccproxy.errors import ApiError, ProxyError, UpstreamProtocolError
 from ccproxy.llama_server import LlamaServer
 from ccproxy.metrics import Metrics
 from ccproxy.model_map import is_side_payload
@@ -101,24 +101,7 @@ class Proxy:
         )
 
     def check_auth(self, request: Request) -> None:
-        token = self.settings.token
-        if not token:
-            return
-        offered: list[str] = []
-        authorization = request.headers.get("authorization", "")
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            offered.append(value.strip())
-        api_key = request.headers.get("x-api-key")
-        if api_key:
-            offered.append(api_key.strip())
-        expected = token.encode()
-        if not any(hmac.compare_digest(o.encode(), expected) for o in offered):
-            what = "invalid" if offered else "missing"
-            raise AuthenticationError(
-                f"{what} proxy token: send the token configured for ccproxy as "
-                "'Authorization: Bearer <token>' or 'x-api-key: <token>'"
-            )
+        check_token(request.headers, self.settings.token)
 
     # -- /v1/messages ---------------------------------------------------------------------------------
     async def messages(self, request: Request) -> Response:

@@ -12,21 +12,18 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
+from ccproxy import config_values as parse
 from ccproxy.budget import DEFAULT_PRICES, Budget, Price, parse_prices
+from ccproxy.config_values import BackendFeatures, OnOff, TextToolCalls, UpstreamAuth, UpstreamKind
 from ccproxy.layout import PromptLayout
 from ccproxy.model_map import ModelMap, ModelRule
 from ccproxy.profile import PromptProfile
 
-UpstreamKind = Literal["openai", "anthropic"]
-BackendFeatures = Literal["generic", "llama-server"]
-TextToolCalls = Literal["auto", "on", "off"]
-UpstreamAuth = Literal["x-api-key", "bearer"]
-OnOff = Literal["on", "off"]
 ToolGrammar = OnOff
 RepeatHint = OnOff
 
@@ -169,141 +166,38 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 # name -> (env var, parser); the config-file key is the name itself.
-def _str(value: object) -> str:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return str(value)
-
-
-def _int(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected an integer")
-    return int(value)  # type: ignore[call-overload, no-any-return]
-
-
-def _float(value: object) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a number")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _path(value: object) -> Path:
-    return Path(_str(value)).expanduser()
-
-
-def _kind(value: object) -> UpstreamKind:
-    text = _str(value)
-    if text == "openai":
-        return "openai"
-    if text == "anthropic":
-        return "anthropic"
-    raise ValueError(f"must be openai or anthropic, got {text!r}")
-
-
-def _features(value: object) -> BackendFeatures:
-    text = _str(value)
-    if text == "generic":
-        return "generic"
-    if text in ("llama-server", "llama_server", "llama"):
-        return "llama-server"
-    raise ValueError(f"must be llama-server or generic, got {text!r}")
-
-
-def _text_tool_calls(value: object) -> TextToolCalls:
-    text = _str(value).lower()
-    if text in ("auto", "on", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be auto, on or off, got {text!r}")
-
-
-def _on_off(value: object) -> OnOff:
-    text = _str(value).lower()
-    if text in ("on", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be on or off, got {text!r}")
-
-
-def _upstream_auth(value: object) -> UpstreamAuth:
-    text = _str(value).lower()
-    if text in ("x-api-key", "bearer"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be x-api-key or bearer, got {text!r}")
-
-
-def _betas(value: object) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else _str(value).split(",")
-    betas = tuple(str(b).strip() for b in items if str(b).strip())
-    for beta in betas:
-        if not all(c.isalnum() or c in "-_." for c in beta):
-            raise ValueError(f"not a beta name: {beta!r}")
-    return betas
-
-
-def _prompt_layout(value: object) -> PromptLayout:
-    text = _str(value).lower()
-    if text in ("stable", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be stable or off, got {text!r}")
-
-
-def _prompt_profile(value: object) -> PromptProfile:
-    text = _str(value).lower()
-    if text in ("full", "lean"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be full or lean, got {text!r}")
-
-
-def _optional_int(value: object) -> int | None:
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
-        return None
-    return _int(value)
-
-
-def _optional_float(value: object) -> float | None:
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
-        return None
-    return _float(value)
-
-
-def _log_level(value: object) -> str:
-    text = _str(value).lower()
-    if text not in ("critical", "error", "warning", "info", "debug"):
-        raise ValueError(f"must be one of critical, error, warning, info, debug; got {text!r}")
-    return text
-
-
 FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
-    "host": ("CCPROXY_HOST", _str),
-    "port": ("CCPROXY_PORT", _int),
-    "upstream": ("CCPROXY_UPSTREAM", _str),
-    "upstream_kind": ("CCPROXY_UPSTREAM_KIND", _kind),
-    "upstream_key_file": ("CCPROXY_UPSTREAM_KEY_FILE", _path),
-    "upstream_auth": ("CCPROXY_UPSTREAM_AUTH", _upstream_auth),
-    "upstream_betas": ("CCPROXY_UPSTREAM_BETAS", _betas),
-    "token": ("CCPROXY_TOKEN", _str),
-    "token_file": ("CCPROXY_TOKEN_FILE", _path),
-    "model": ("CCPROXY_MODEL", _str),
-    "side_model": ("CCPROXY_SIDE_MODEL", _str),
-    "max_tokens": ("CCPROXY_MAX_TOKENS", _int),
-    "trace_dir": ("CCPROXY_TRACE_DIR", _path),
-    "log_level": ("CCPROXY_LOG_LEVEL", _log_level),
-    "read_timeout": ("CCPROXY_READ_TIMEOUT", _float),
-    "connect_timeout": ("CCPROXY_CONNECT_TIMEOUT", _float),
-    "ping_interval": ("CCPROXY_PING_INTERVAL", _float),
-    "stream_start_wait": ("CCPROXY_STREAM_START_WAIT", _float),
-    "backend_features": ("CCPROXY_BACKEND", _features),
-    "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", _text_tool_calls),
-    "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", _on_off),
-    "repeat_hint": ("CCPROXY_REPEAT_HINT", _on_off),
-    "upstream_pool": ("CCPROXY_UPSTREAM_POOL", _on_off),
-    "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", _optional_int),
-    "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", _prompt_layout),
-    "prompt_profile": ("CCPROXY_PROMPT_PROFILE", _prompt_profile),
-    "prefix_cache_min_tokens": ("CCPROXY_PREFIX_CACHE_MIN_TOKENS", _optional_int),
-    "budget_session_tokens": ("CCPROXY_BUDGET_SESSION_TOKENS", _optional_int),
-    "budget_day_tokens": ("CCPROXY_BUDGET_DAY_TOKENS", _optional_int),
-    "budget_session_usd": ("CCPROXY_BUDGET_SESSION_USD", _optional_float),
-    "budget_day_usd": ("CCPROXY_BUDGET_DAY_USD", _optional_float),
+    "host": ("CCPROXY_HOST", parse.string),
+    "port": ("CCPROXY_PORT", parse.integer),
+    "upstream": ("CCPROXY_UPSTREAM", parse.string),
+    "upstream_kind": ("CCPROXY_UPSTREAM_KIND", parse.upstream_kind),
+    "upstream_key_file": ("CCPROXY_UPSTREAM_KEY_FILE", parse.path),
+    "upstream_auth": ("CCPROXY_UPSTREAM_AUTH", parse.upstream_auth),
+    "upstream_betas": ("CCPROXY_UPSTREAM_BETAS", parse.betas),
+    "token": ("CCPROXY_TOKEN", parse.string),
+    "token_file": ("CCPROXY_TOKEN_FILE", parse.path),
+    "model": ("CCPROXY_MODEL", parse.string),
+    "side_model": ("CCPROXY_SIDE_MODEL", parse.string),
+    "max_tokens": ("CCPROXY_MAX_TOKENS", parse.integer),
+    "trace_dir": ("CCPROXY_TRACE_DIR", parse.path),
+    "log_level": ("CCPROXY_LOG_LEVEL", parse.log_level),
+    "read_timeout": ("CCPROXY_READ_TIMEOUT", parse.number),
+    "connect_timeout": ("CCPROXY_CONNECT_TIMEOUT", parse.number),
+    "ping_interval": ("CCPROXY_PING_INTERVAL", parse.number),
+    "stream_start_wait": ("CCPROXY_STREAM_START_WAIT", parse.number),
+    "backend_features": ("CCPROXY_BACKEND", parse.backend_features),
+    "text_tool_calls": ("CCPROXY_TEXT_TOOL_CALLS", parse.text_tool_calls),
+    "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", parse.on_off),
+    "repeat_hint": ("CCPROXY_REPEAT_HINT", parse.on_off),
+    "upstream_pool": ("CCPROXY_UPSTREAM_POOL", parse.on_off),
+    "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", parse.optional_int),
+    "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", parse.prompt_layout),
+    "prompt_profile": ("CCPROXY_PROMPT_PROFILE", parse.prompt_profile),
+    "prefix_cache_min_tokens": ("CCPROXY_PREFIX_CACHE_MIN_TOKENS", parse.optional_int),
+    "budget_session_tokens": ("CCPROXY_BUDGET_SESSION_TOKENS", parse.optional_int),
+    "budget_day_tokens": ("CCPROXY_BUDGET_DAY_TOKENS", parse.optional_int),
+    "budget_session_usd": ("CCPROXY_BUDGET_SESSION_USD", parse.optional_float),
+    "budget_day_usd": ("CCPROXY_BUDGET_DAY_USD", parse.optional_float),
     "prices": ("CCPROXY_PRICES", parse_prices),
 }
 CONFIG_ENV = "CCPROXY_CONFIG"
@@ -359,11 +253,11 @@ def _model_map(value: object, default: object, side: object) -> ModelMap:
 def load_settings(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     """Resolve every setting from flags (None = unset), env vars, the YAML file, then defaults."""
     config_value = flags.get("config") or environ.get(CONFIG_ENV) or None
-    config_path = _path(config_value) if config_value else None
+    config_path = parse.path(config_value) if config_value else None
     file_values = _read_config_file(config_path) if config_path else {}
 
     values: dict[str, Any] = {}
-    for name, (env, parse) in FIELDS.items():
+    for name, (env, parser) in FIELDS.items():
         sources = (
             ("--" + name.replace("_", "-"), flags.get(name)),
             (env, environ.get(env) or None),
@@ -373,7 +267,7 @@ def load_settings(flags: Mapping[str, object], environ: Mapping[str, str]) -> Se
             if raw is None:
                 continue
             try:
-                values[name] = parse(raw)
+                values[name] = parser(raw)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{where}: {exc}") from exc
             break
