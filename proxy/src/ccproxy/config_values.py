@@ -5,7 +5,7 @@ names the key and where it came from)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from ccproxy.layout import PromptLayout
 from ccproxy.profile import PromptProfile
@@ -39,6 +39,15 @@ def path(value: object) -> Path:
     return Path(string(value)).expanduser()
 
 
+def one_of(value: object, options: tuple[str, ...]) -> str:
+    """One of ``options`` (case-insensitive); the error lists them: "must be a, b or c"."""
+    text = string(value).lower()
+    if text in options:
+        return text
+    listed = ", ".join(options[:-1]) + " or " + options[-1]
+    raise ValueError(f"must be {listed}, got {text!r}")
+
+
 def upstream_kind(value: object) -> UpstreamKind:
     text = string(value)
     if text == "openai":
@@ -58,24 +67,15 @@ def backend_features(value: object) -> BackendFeatures:
 
 
 def text_tool_calls(value: object) -> TextToolCalls:
-    text = string(value).lower()
-    if text in ("auto", "on", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be auto, on or off, got {text!r}")
+    return cast(TextToolCalls, one_of(value, ("auto", "on", "off")))
 
 
 def on_off(value: object) -> OnOff:
-    text = string(value).lower()
-    if text in ("on", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be on or off, got {text!r}")
+    return cast(OnOff, one_of(value, ("on", "off")))
 
 
 def upstream_auth(value: object) -> UpstreamAuth:
-    text = string(value).lower()
-    if text in ("x-api-key", "bearer"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be x-api-key or bearer, got {text!r}")
+    return cast(UpstreamAuth, one_of(value, ("x-api-key", "bearer")))
 
 
 def betas(value: object) -> tuple[str, ...]:
@@ -88,17 +88,11 @@ def betas(value: object) -> tuple[str, ...]:
 
 
 def prompt_layout(value: object) -> PromptLayout:
-    text = string(value).lower()
-    if text in ("stable", "off"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be stable or off, got {text!r}")
+    return cast(PromptLayout, one_of(value, ("stable", "off")))
 
 
 def prompt_profile(value: object) -> PromptProfile:
-    text = string(value).lower()
-    if text in ("full", "lean"):
-        return text  # type: ignore[return-value]
-    raise ValueError(f"must be full or lean, got {text!r}")
+    return cast(PromptProfile, one_of(value, ("full", "lean")))
 
 
 def optional_int(value: object) -> int | None:
