@@ -24,6 +24,9 @@
 #   LLAMA_SLOT_SAVE_MAX_MIB  at start, slot files beyond this total are deleted, least recently used
 #                        first (access time)                              default 8192
 #   LLAMA_HOST / LLAMA_PORT  listen address                               default 0.0.0.0 / 8080
+#   LLAMA_RPC            comma-separated HOST:PORT of llama.cpp rpc-servers (split mode): the model's
+#                        layers go to them (--rpc LIST -ngl all); needs a build with GGML_RPC
+#                        (Dockerfile.source)                               default empty
 #   LLAMA_EXTRA_ARGS     more flags, split on whitespace
 # Always on: --jinja, --metrics, --slots, --cache-prompt.
 set -eu
@@ -70,6 +73,7 @@ if [ -n "${LLAMA_EXTRA_ARGS:-}" ]; then
     # shellcheck disable=SC2086
     set -- $LLAMA_EXTRA_ARGS "$@"
 fi
+if [ -n "${LLAMA_RPC:-}" ]; then set -- --rpc "$LLAMA_RPC" -ngl all "$@"; fi
 if [ -n "${LLAMA_CACHE_RAM_MIB:-}" ]; then set -- --cache-ram "$LLAMA_CACHE_RAM_MIB" "$@"; fi
 if [ -n "${LLAMA_SLOT_SAVE_PATH:-}" ]; then
     slot_dir="$LLAMA_SLOT_SAVE_PATH/$(model_fingerprint "${LLAMA_MODEL:-/models/model.gguf}" 2>/dev/null || echo unknown)"

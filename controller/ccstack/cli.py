@@ -152,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
             help="pool: session (default: consistent hashing on the session, which keeps its cache) or "
             "roundrobin (no affinity; for comparisons)",
         )
+        p.add_argument(
+            "--rpc-workers",
+            type=int,
+            metavar="N",
+            help="split: llama.cpp rpc-server containers holding the model's layers (default 2)",
+        )
+        p.add_argument(
+            "--rpc",
+            action="append",
+            default=[],
+            metavar="HOST:PORT",
+            help="split: an rpc-server elsewhere (repeatable; a trusted network only: no authentication)",
+        )
         p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
         p.add_argument(
@@ -236,6 +249,8 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         replicas=args.replicas,
         backends=tuple(args.backend),
         balance=args.balance,
+        rpc_workers=args.rpc_workers,
+        rpc=tuple(args.rpc),
     )
 
 

@@ -32,6 +32,7 @@ from ccstack.policy import load_policies
 from ccstack.pool import Balance, load_pool
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
 from ccstack.runtime import describe
+from ccstack.split import SplitSpec
 from ccstack.state import (
     DEFAULT_PROJECT,
     Paths,
@@ -74,6 +75,8 @@ class UpRequest:
     backends: tuple[str, ...] = ()  # pool: servers elsewhere (--backend URL); empty: backends.yaml's
     budget: SpendBudget = field(default_factory=SpendBudget)  # the proxy's spend guard (--budget-...)
     balance: Balance | None = None  # pool: session or roundrobin (--balance); None: backends.yaml's
+    rpc_workers: int | None = None  # split: rpc-server containers (--rpc-workers); None: 2
+    rpc: tuple[str, ...] = ()  # split: rpc-servers elsewhere (--rpc HOST:PORT)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         )
     if (req.replicas is not None or req.backends or req.balance) and not mode.pool:
         raise StackError(f"--replicas, --backend and --balance are for the pool mode, not mode {mode.name}")
+    if (req.rpc_workers is not None or req.rpc) and not mode.split:
+        raise StackError(f"--rpc-workers and --rpc are for the split mode, not mode {mode.name}")
     if req.slots is not None and not mode.local_model:
         raise StackError(f"--slots is for modes that run llama-server, not mode {mode.name}")
     try:
@@ -178,6 +183,10 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         )
     except ValueError as e:
         raise StackError(f"bad policy: {e}") from None
+    try:
+        rpc = SplitSpec(2 if req.rpc_workers is None else req.rpc_workers, req.rpc) if mode.split else None
+    except ValueError as e:
+        raise StackError(str(e)) from None
     uid, gid = invoking_ids(environ)
     opts = RenderOptions(
         uid=uid,
@@ -198,6 +207,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         trace_dir=str(paths.state_dir / "traces") if req.trace else None,
         slots=req.slots,
         pool=spec,
+        split=rpc,
         compose_file=str(paths.compose_file),
         budget=req.budget,
     )
@@ -381,7 +391,7 @@ def build(
         mode="build",
         project=DEFAULT_PROJECT,
         files=[str(paths.compose_file)],
-        profiles=["agent", "local", "test", "registries", "pool"],
+        profiles=["agent", "local", "test", "registries", "pool", "split"],
         services=[],
         env={"CCSANDBOX_STATE_DIR": str(paths.state_dir)},
     )

@@ -13,6 +13,8 @@
     pool        several llama-servers behind HAProxy (ccstack.pool): --replicas N in the stack (the local
                 model), --backend URL of servers elsewhere; a session sticks to one server (consistent
                 hashing on its id), health checks and failover
+    split       local, with the model's layers on llama.cpp rpc-servers (ccstack.split): --rpc-workers N
+                containers, --rpc HOST:PORT elsewhere
     test        the scripted upstream (profile ``test``), for the stack tests
 
 ``parse_mode("openrouter")`` returns the frozen :class:`Mode`; an unknown name raises ``ValueError``
@@ -118,6 +120,9 @@ class Mode:
     # The proxy talks to HAProxy over a pool of llama-servers (ccstack.pool: the controller writes its
     # configuration and the replicas); the proxy runs with --upstream-pool on.
     pool: bool = False
+    # llama-server spreads the model's layers over llama.cpp RPC servers (ccstack.split: rpc-server
+    # containers, or rpc-servers elsewhere).
+    split: bool = False
 
 
 LOCAL_CONTEXT = 32768
@@ -255,6 +260,23 @@ MODES: dict[str, Mode] = {
             prompt_profile="lean",
             unreachable_hint="every server of the pool is down: `ccstack logs haproxy` names them",
             pool=True,
+        ),
+        Mode(
+            name="split",
+            summary="local, with the model's layers spread over llama.cpp rpc-servers: --rpc-workers N "
+            "containers (default 2), --rpc HOST:PORT elsewhere; needs LLAMA_DOCKERFILE=Dockerfile.source",
+            upstream="http://llama-server:8080/v1",
+            upstream_kind="openai",
+            backend_features="llama-server",
+            profiles=("local", "split"),
+            default_model="local",
+            context_window=LOCAL_CONTEXT,
+            window_from_backend=True,
+            max_output_tokens=4096,
+            backend_services=("llama-server",),
+            local_model=True,
+            agent_tools=LOCAL_AGENT_TOOLS,
+            split=True,
         ),
         Mode(
             name="test",

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccstack import split as splits
 from ccstack.modes import LOCAL_CONTEXT, Mode, SpendBudget
 from ccstack.overlay import Override, Reset, dump_yaml
 from ccstack.policy import WORKDIR, Policies
@@ -73,8 +74,9 @@ class RenderOptions:
     runtime: str = "runc"  # the agent's OCI runtime (ccstack.runtime); runc = Docker's default
     slots: int | None = None  # llama-server's slots (LLAMA_PARALLEL): conversations + 1 for side requests
     pool: PoolSpec | None = None  # pool mode: replicas and servers (None: policies' defaults)
-    compose_file: str = "compose.yaml"  # absolute in practice: the pool's replicas extend its llama-server
     budget: SpendBudget = field(default_factory=SpendBudget)  # the proxy's spend guard (CCPROXY_BUDGET_*)
+    compose_file: str = "compose.yaml"  # absolute in practice: replicas and workers extend its services
+    split: splits.SplitSpec | None = None  # split mode: rpc-servers (None: 2 in the stack)
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ def llama_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
         env |= {"LLAMA_HF_REPO": opts.hub_model, "LLAMA_CACHE": HUB_CACHE}
     else:
         env["LLAMA_MODEL"] = MODEL_IN_CONTAINER
+    if mode.split:
+        env |= splits.llama_environment(opts.split or splits.SplitSpec())
     if opts.llama_args:
         env["LLAMA_EXTRA_ARGS"] = " ".join(opts.llama_args)
     return env
@@ -321,6 +325,12 @@ def render(mode: Mode, opts: RenderOptions, policies: Policies) -> Rendered:
         files[CONFIG_FILE] = haproxy_cfg(spec, timeout_s=timeout)
     elif llama is not None:
         overlay["services"]["llama-server"] = llama
+    if mode.split and llama is not None:
+        spec_split = opts.split or splits.SplitSpec()
+        workers = splits.compose_services(spec_split, compose_file=opts.compose_file)
+        llama |= workers.pop("llama-server")
+        overlay["services"] |= workers
+        services += spec_split.worker_names
 
     if policies.egress.enabled:
         profiles.append("registries")

@@ -67,6 +67,14 @@ def test_defaults(run: Run) -> None:
     assert "--hf-repo" not in argv
 
 
+def test_rpc_servers_take_every_layer(run: Run) -> None:
+    code, argv, _ = run({"LLAMA_RPC": "rpc-server:50052,10.0.0.9:50052"})
+    assert code == 0
+    assert flag(argv, "--rpc") == "rpc-server:50052,10.0.0.9:50052"
+    assert flag(argv, "-ngl") == "all"
+    assert "--rpc" not in run({})[1]
+
+
 def test_slots_context_and_template(run: Run) -> None:
     code, argv, _ = run(
         {

@@ -101,3 +101,21 @@ def test_spend_budget_reaches_the_proxy_environment(tmp_path: Path) -> None:
     req = commands.UpRequest(mode="anthropic", fetch=False, budget=SpendBudget(day_usd=3.0))
     _mode, rendered, _state = commands.prepare(paths, req, {"CCSANDBOX_UID": "1000"})
     assert plain(rendered.overlay)["services"]["proxy"]["environment"]["CCPROXY_BUDGET_DAY_USD"] == "3"
+
+
+def test_split_flags_reach_llama_server(tmp_path: Path) -> None:
+    req = commands.UpRequest(mode="split", fetch=False, rpc_workers=1, rpc=("10.0.0.3:50052",))
+    _mode, rendered, state = commands.prepare(
+        Paths(repo=REPO, state_dir=tmp_path), req, {"CCSANDBOX_UID": "1000"}
+    )
+    env = plain(rendered.overlay)["services"]["llama-server"]["environment"]
+    assert env["LLAMA_RPC"] == "rpc-server:50052,10.0.0.3:50052"
+    assert state.services == ["proxy", "llama-server", "rpc-server"]
+    with pytest.raises(commands.StackError, match="for the split mode"):
+        commands.prepare(
+            Paths(repo=REPO, state_dir=tmp_path), commands.UpRequest(mode="local", rpc=("a:1",)), {}
+        )
+    with pytest.raises(commands.StackError, match="HOST:PORT"):
+        commands.prepare(
+            Paths(repo=REPO, state_dir=tmp_path), commands.UpRequest(mode="split", rpc=("a",)), {}
+        )

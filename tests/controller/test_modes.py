@@ -19,6 +19,7 @@ def test_user_modes_exist() -> None:
         "lmstudio",
         "ollama",
         "pool",
+        "split",
         "test",
     } == set(MODES)
 
@@ -64,6 +65,17 @@ def test_pool_talks_to_haproxy_with_llama_server_features() -> None:
     assert not pool.prewarm  # the proxy's prefix cache is off behind a pool (ccproxy --upstream-pool)
     assert not pool.egress  # only HAProxy reaches servers elsewhere
     assert [m.name for m in MODES.values() if m.pool] == ["pool"]
+
+
+def test_split_is_local_with_rpc_servers() -> None:
+    split, local = parse_mode("split"), parse_mode("local")
+    assert split.split
+    assert (split.upstream, split.backend_services, split.profiles) == (
+        local.upstream,
+        ("llama-server",),
+        ("local", "split"),
+    )
+    assert [m.name for m in MODES.values() if m.split] == ["split"]
 
 
 def test_subscription_sends_the_oauth_token_as_bearer() -> None:

@@ -12,6 +12,7 @@ from ccstack.overlay import Override, plain
 from ccstack.policy import ExtraMount, MountPolicy, Policies, parse_mounts
 from ccstack.pool import PoolSpec
 from ccstack.render import RenderOptions, render, to_yaml
+from ccstack.split import SplitSpec
 
 pytestmark = pytest.mark.unit
 
@@ -428,3 +429,20 @@ def test_spend_budget_reaches_the_proxy_only_when_given() -> None:
     assert not [
         k for k in services("openrouter", budget=budget)["claude-sandbox"]["environment"] if "BUDGET" in k
     ]
+
+
+def test_split_gives_llama_server_its_rpc_servers() -> None:
+    spec = SplitSpec(workers=2, remote=("gpu-1.lan:50052",))
+    rendered = render(parse_mode("split"), opts(split=spec, compose_file="/repo/compose.yaml"), policies())
+    svc = plain(rendered.overlay)["services"]
+    llama = svc["llama-server"]
+    assert llama["environment"]["LLAMA_RPC"] == "rpc-server:50052,rpc-server-2:50052,gpu-1.lan:50052"
+    assert (
+        llama["environment"]["LLAMA_SLOT_SAVE_PATH"] == "/slots"
+    )  # one llama-server: the prefix cache stays
+    assert llama["networks"] == ["backend", "egress"]  # to reach the rpc-server elsewhere
+    assert set(llama["depends_on"]) == {"rpc-server", "rpc-server-2"}
+    assert svc["rpc-server-2"]["extends"]["service"] == "rpc-server"
+    assert rendered.profiles == ("local", "split")
+    assert rendered.services == ("proxy", "llama-server", "rpc-server", "rpc-server-2")
+    assert svc["proxy"]["networks"] == ["agent", "backend"]
