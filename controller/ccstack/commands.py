@@ -181,12 +181,9 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
             if mode.pool
             else None
         )
-    except ValueError as e:
-        raise StackError(f"bad policy: {e}") from None
-    try:
         rpc = SplitSpec(2 if req.rpc_workers is None else req.rpc_workers, req.rpc) if mode.split else None
-    except ValueError as e:
-        raise StackError(str(e)) from None
+    except ValueError as e:  # the policy files, or what the flags say of the pool and the rpc-servers
+        raise StackError(f"bad policy: {e}") from None
     uid, gid = invoking_ids(environ)
     opts = RenderOptions(
         uid=uid,
