@@ -45,10 +45,15 @@ from ccstack import agent_session, gvisor_probes, probes
 from ccstack.checks import check_docker
 from ccstack.compose import run_compose
 from ccstack.errors import StackError
-from ccstack.protection import Protection
+from ccstack.protection import GIT_EXCLUDES_TARGET, Protection
 from ccstack.state import Paths, State, default_paths, load_state
 
-AGENT_MOUNTS = ("/etc/claude-code/managed-settings.json", "/home/claude/.claude", "/run/secrets/proxy_token")
+AGENT_MOUNTS = (
+    "/etc/claude-code/managed-settings.json",
+    "/home/claude/.claude",
+    "/run/secrets/proxy_token",
+    GIT_EXCLUDES_TARGET,  # a session's list of its placeholder files (read-only), for git in the sandbox
+)
 PROXY_EXTRA_PORTS = (22, 80, 443, 3128, 8000, 8080, 8788, 9090)
 
 
