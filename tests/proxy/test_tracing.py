@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,30 @@ def test_timing_fields() -> None:
     assert timing_fields(10.0, None, None) == {}
     timings = {"prompt_n": 20, "cache_n": 5, "prompt_ms": 1089.2}
     assert timing_fields(10.0, 10.25, timings) == {"first_byte_seconds": 0.25, "upstream_timings": timings}
+
+
+def test_a_trace_appears_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers list `*.json` while the proxy writes: they must never see a half-written trace."""
+    tracer = Tracer(tmp_path)
+    seen_while_writing: list[list[str]] = []
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        seen_while_writing.append(sorted(p.name for p in tmp_path.glob("*.json")))
+        real_rename(src, dst)
+
+    monkeypatch.setattr("ccproxy.tracing.os.rename", rename)
+    path = tracer.write("req_1", {"big": "x" * 100_000})
+    assert seen_while_writing == [[]]
+    assert path is not None
+    assert json.loads(path.read_text())["big"] == "x" * 100_000
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def rename(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ccproxy.tracing.os.rename", rename)
+    assert Tracer(tmp_path).write("req_1", {"a": 1}) is None
+    assert list(tmp_path.iterdir()) == []

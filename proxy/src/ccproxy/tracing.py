@@ -5,6 +5,7 @@ back. Secrets never reach the disk: credential headers are replaced and every co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,11 +81,17 @@ class Tracer:
             return None
         path = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{request_id}.json"
         data = json.dumps(scrub(dict(record), self._secrets), indent=1, ensure_ascii=False).encode()
+        # Written beside its final name and renamed into place: whoever lists the directory
+        # (`ccstack trace`, the status line's tests, a user's `jq`) sees whole traces or none.
+        partial = path.with_name(f".{path.name}.partial")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.rename(partial, path)
         except OSError as exc:
             log.warning("trace %s not written: %s", path, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
             return None
         return path
