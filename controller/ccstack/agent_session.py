@@ -5,14 +5,21 @@ then audit what the agent left that git on the host would trust.
                   the session's Compose overlay (its mounts), snapshot the git metadata
     run compose   `docker compose run claude-sandbox` with that overlay
     finish(...)   quarantine new git metadata, remove untouched placeholders, delete the overlay
+
+A session ended by its terminal closing (SIGHUP) or by `kill` (SIGTERM) ends the same way: the agent's
+container is removed first — nothing may write into the workdir once the audit starts — then finish.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from ccstack import protection, workdir
 from ccstack.checks import check_docker, require_runtime
@@ -101,6 +108,45 @@ def report(findings: Sequence[workdir.Finding], *, when: str) -> str:
     return "\n".join(lines)
 
 
+class SessionSignal(Exception):
+    """SIGHUP or SIGTERM arrived while the agent ran."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+ENDING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def ended_by_signals() -> Iterator[None]:
+    """SIGHUP/SIGTERM raise SessionSignal (so `finally` blocks run); later ones are ignored, so that
+    the cleanup they started cannot itself be cut short."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for s in ENDING_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise SessionSignal(signum)
+
+    previous = {s: signal.signal(s, handler) for s in ENDING_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def agent_container(state: State, prepared: Prepared) -> str:
+    """The name of the session's sandbox container (`compose run --name`), unique per session."""
+    return f"{state.project}-agent-{prepared.session.session_id}"
+
+
+def remove_container(name: str) -> None:
+    """Remove the agent's container if it still exists (a no-op after a normal `run --rm`)."""
+    subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
 def claude(paths: Paths, wd_arg: str, claude_args: Sequence[str], *, tty: bool | None = None) -> int:
     """Run the agent in the sandbox with the workdir mounted at /workspace; returns its exit code."""
     check_docker()
@@ -114,12 +160,25 @@ def claude(paths: Paths, wd_arg: str, claude_args: Sequence[str], *, tty: bool |
     if wd == Path.home().resolve() or wd == Path("/"):
         raise StackError(f"refusing to mount {wd}: mount a project directory, not your home or /")
     uid, gid = int(state.env["CCSANDBOX_UID"]), int(state.env["CCSANDBOX_GID"])
+    with ended_by_signals():
+        try:
+            return _run(paths, state, wd, uid, gid, claude_args, tty)
+        except SessionSignal as e:
+            with contextlib.suppress(OSError):  # stderr may be the terminal that just closed
+                print(f"ccstack: {e} received: the session's container was removed", file=sys.stderr)
+            return 128 + e.signum
+
+
+def _run(
+    paths: Paths, state: State, wd: Path, uid: int, gid: int, claude_args: Sequence[str], tty: bool | None
+) -> int:
     prepared = prepare(paths, wd, uid, gid)
     if prepared.leftovers:
         when = "after an earlier session that did not end cleanly"
         print(report(prepared.leftovers, when=when), file=sys.stderr)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() if tty is None else tty
-    args = ["run", "--rm"] + ([] if interactive else ["-T"]) + ["claude-sandbox"]
+    name = agent_container(state, prepared)
+    args = ["run", "--rm", "--name", name] + ([] if interactive else ["-T"]) + ["claude-sandbox"]
     if claude_args:
         args += ["claude", *claude_args]
     try:
@@ -127,7 +186,9 @@ def claude(paths: Paths, wd_arg: str, claude_args: Sequence[str], *, tty: bool |
             paths, session_state(state, prepared), args, env={"CCSANDBOX_WORKDIR": str(wd)}, check=False
         )
     finally:
+        remove_container(name)
         findings = finish(paths, prepared)
         if findings:
-            print(report(findings, when="when the session ended"), file=sys.stderr)
+            with contextlib.suppress(OSError):
+                print(report(findings, when="when the session ended"), file=sys.stderr)
     return r.returncode

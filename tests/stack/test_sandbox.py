@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +145,40 @@ def test_the_sandbox_is_preconfigured_and_hardened(stack: Stack, docker: Any, wo
     assert "suid=0" in out  # no setuid/setgid binaries in the image
     assert out.splitlines()[4] == "1"  # IPv6 disabled
     assert stack.token not in out  # only its presence was printed
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_session_whose_terminal_closes_removes_the_agent_then_audits(
+    stack: Stack, docker: Any, workdir: Path, signum: int
+) -> None:
+    """The terminal closes (SIGHUP) or `kill` (SIGTERM) arrives while the model is still answering: the
+    agent's container is removed before the audit, and the session ends as a normal one would."""
+    stack.ccstack("up", "test")
+    url = script_upstream(stack, docker, [{"text": "never sent in time", "delay": 600}])
+    cmd = [sys.executable, "-m", "ccstack", "--project", stack.project, "claude", str(workdir), "--",
+           "-p", "Write the result file.", *CLAUDE_P]  # fmt: skip
+    session = subprocess.Popen(cmd, env=stack.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not main_requests(url) and time.monotonic() < deadline and session.poll() is None:
+            time.sleep(0.5)
+        assert main_requests(url), f"the agent never asked the model:\n{session.communicate(timeout=60)}"
+        agents = docker.containers.list(filters={"name": f"{stack.project}-agent-"})
+        assert len(agents) == 1, agents
+        assert (workdir / ".git" / "config").exists()  # a placeholder, while the agent runs
+        session.send_signal(signum)
+        _out, err = session.communicate(timeout=60)
+    finally:
+        if session.poll() is None:
+            session.kill()
+    assert session.returncode == 128 + signum, err
+    assert signal.Signals(signum).name in err
+    assert docker.containers.list(all=True, filters={"name": f"{stack.project}-agent-"}) == []
+    assert list(workdir.iterdir()) == []  # every placeholder removed, nothing left behind
+    assert list(stack.state_dir.glob("session-*")) == []
+    # The next session starts clean: nothing reported as left over by a session that did not end.
+    url = script_upstream(stack, docker, [{"text": "Hello."}])
+    r = stack.ccstack("claude", str(workdir), "--", "-p", "Say hello.", *CLAUDE_P, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "did not end cleanly" not in r.stderr
