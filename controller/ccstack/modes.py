@@ -23,7 +23,7 @@ listing the known ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 UpstreamKind = Literal["openai", "anthropic"]
@@ -133,27 +133,30 @@ OAUTH_BETA = "oauth-2025-04-20"
 LMSTUDIO_URL = "http://host.docker.internal:1234/v1"
 OLLAMA_URL = "http://host.docker.internal:11434/v1"
 
+LOCAL = Mode(
+    name="local",
+    summary="llama-server in a container with a local GGUF model (default: Qwen2.5-Coder-0.5B)",
+    upstream="http://llama-server:8080/v1",
+    upstream_kind="openai",
+    backend_features="llama-server",
+    profiles=("local",),
+    default_model="local",
+    context_window=LOCAL_CONTEXT,
+    window_from_backend=True,
+    max_output_tokens=4096,
+    backend_services=("llama-server",),
+    local_model=True,
+    prewarm=True,
+    agent_tools=LOCAL_AGENT_TOOLS,
+    background_tasks=False,
+    prompt_profile="lean",
+)
+"""The local model's mode; `pool` and `split` are it with the servers arranged differently."""
+
 MODES: dict[str, Mode] = {
     m.name: m
     for m in (
-        Mode(
-            name="local",
-            summary="llama-server in a container with a local GGUF model (default: Qwen2.5-Coder-0.5B)",
-            upstream="http://llama-server:8080/v1",
-            upstream_kind="openai",
-            backend_features="llama-server",
-            profiles=("local",),
-            default_model="local",
-            context_window=LOCAL_CONTEXT,
-            window_from_backend=True,
-            max_output_tokens=4096,
-            backend_services=("llama-server",),
-            local_model=True,
-            prewarm=True,
-            agent_tools=LOCAL_AGENT_TOOLS,
-            background_tasks=False,
-            prompt_profile="lean",
-        ),
+        LOCAL,
         Mode(
             name="mlx",
             summary="mlx_lm.server on the host (backends/mlx/run-mlx-server.sh), via host.docker.internal",
@@ -241,41 +244,25 @@ MODES: dict[str, Mode] = {
                 ),
             )
         ),
-        Mode(
+        replace(
+            LOCAL,
             name="pool",
             summary="llama-servers behind HAProxy, one server per session (consistent hashing), health "
             "checks, failover: --replicas N in the stack, --backend URL elsewhere (policies/backends.yaml)",
             upstream="http://haproxy:8080/v1",
-            upstream_kind="openai",
-            backend_features="llama-server",
             profiles=("pool",),
-            default_model="local",
-            context_window=LOCAL_CONTEXT,
-            window_from_backend=True,
-            max_output_tokens=4096,
             backend_services=("haproxy",),
-            local_model=True,
-            agent_tools=LOCAL_AGENT_TOOLS,
-            background_tasks=False,
-            prompt_profile="lean",
+            prewarm=False,  # slot files are off behind a pool (ccproxy --upstream-pool on)
             unreachable_hint="every server of the pool is down: `ccstack logs haproxy` names them",
             pool=True,
         ),
-        Mode(
+        replace(
+            LOCAL,
             name="split",
             summary="local, with the model's layers spread over llama.cpp rpc-servers: --rpc-workers N "
             "containers (default 2), --rpc HOST:PORT elsewhere; needs LLAMA_DOCKERFILE=Dockerfile.source",
-            upstream="http://llama-server:8080/v1",
-            upstream_kind="openai",
-            backend_features="llama-server",
             profiles=("local", "split"),
-            default_model="local",
-            context_window=LOCAL_CONTEXT,
-            window_from_backend=True,
-            max_output_tokens=4096,
-            backend_services=("llama-server",),
-            local_model=True,
-            agent_tools=LOCAL_AGENT_TOOLS,
+            prewarm=False,  # slot save/restore not measured over RPC
             split=True,
         ),
         Mode(

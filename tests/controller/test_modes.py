@@ -97,3 +97,14 @@ def test_user_server_modes_reach_the_host_like_mlx() -> None:
         assert mode.unreachable_hint
         if port:
             assert mode.upstream == f"http://host.docker.internal:{port}/v1"
+
+
+def test_the_local_model_modes_give_the_agent_the_same_setup() -> None:
+    """`pool` and `split` arrange the servers differently; the agent's side is the local mode's."""
+    fields = ("agent_tools", "background_tasks", "prompt_profile", "default_model", "context_window",
+              "window_from_backend", "max_output_tokens", "backend_features")  # fmt: skip
+    local = parse_mode("local")
+    for name in ("pool", "split"):
+        mode = parse_mode(name)
+        assert mode.local_model
+        assert [getattr(mode, f) for f in fields] == [getattr(local, f) for f in fields], name
