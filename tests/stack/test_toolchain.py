@@ -137,9 +137,9 @@ def test_without_the_registry_opt_in_pip_and_npm_fail_at_once_and_say_why(
     stack.ccstack("up", "test")
     probe = (
         'echo "registries=$CCSANDBOX_REGISTRIES proxy=${HTTPS_PROXY:-none}"; '
-        "for t in python3 pip make gcc g++ cc curl jq less file unzip ps git rg node npm; do "
+        "for t in python3 python pip make gcc g++ cc curl jq less file unzip ps git rg node npm; do "
         '  command -v "$t" >/dev/null || echo "MISSING $t"; done; '
-        "python3 -m pytest --version; "
+        "python3 -m pytest --version; python --version; "
         "pip install tomli-w 2>&1; echo pip-system=$?; "
         "python3 -m venv --system-site-packages .venv && . .venv/bin/activate; "
         "start=$(date +%s); pip install tomli-w >/tmp/pip.log 2>&1; echo venv-pip-exit=$?; "
@@ -154,6 +154,7 @@ def test_without_the_registry_opt_in_pip_and_npm_fail_at_once_and_say_why(
     assert "registries=off proxy=none" in out
     assert "MISSING" not in out, out
     assert "pytest 7." in out + r.stderr  # Debian's python3-pytest (its version line goes to stderr)
+    assert "Python 3." in out  # `python` is python3 (python-is-python3)
     # The image's Python refuses installs with our message (PEP 668), not a read-only-filesystem trace.
     assert "externally-managed-environment" in out
     assert "python3 -m venv --system-site-packages .venv" in out
