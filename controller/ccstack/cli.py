@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ccstack import agent_session, commands, prewarm, spend_options
+from ccstack import agent_session, commands, prewarm, spend_options, status
 from ccstack.doctor import Check
 from ccstack.errors import StackError
 from ccstack.local_model import DEFAULT_MODEL
@@ -254,31 +254,8 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
     )
 
 
-def format_status(st: commands.Status) -> str:
-    """What `ccstack status` prints."""
-    lines = [
-        f"mode: {st.mode}   project: {st.project}   model: {st.model or '-'}",
-        f"agent runtime: {st.runtime}",
-        st.services,
-        "proxy:",
-        *(f"  {url:<32} {where}" for where, url in st.urls.items()),
-    ]
-    if st.health is not None:
-        code, body = st.health
-        reachable = "reachable" if st.healthy else "NOT reachable"
-        lines.append(f"upstream: {reachable} (proxy /health: {code} {body[:200]})")
-        if not st.healthy and st.hint:
-            lines.append(f"  {st.hint}")
-    for i, line in enumerate(st.backend):
-        lines.append(f"{'backend:' if i == 0 else '':<9}{line}")
-    lines.append(
-        "agent: `ccstack claude [DIR]` or `docker compose run --rm claude-sandbox` (CCSANDBOX_WORKDIR=DIR)"
-    )
-    return "\n".join(lines)
-
-
-def show_status(st: commands.Status) -> int:
-    print(format_status(st))
+def show_status(st: status.Status) -> int:
+    print(status.format_status(st))
     return 0 if st.healthy else 1
 
 
@@ -328,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
             for notice in started.notices:
                 print(notice)
             print(f"stack up: mode {started.state.mode}")
-            healthy = show_status(commands.status(paths))
+            healthy = show_status(status.status(paths))
             wanted = MODES[started.state.mode].prewarm if args.prewarm is None else args.prewarm
             if wanted and healthy == 0:
                 prewarm.prewarm(paths)
@@ -346,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
                 extra = extra[1:]
             return agent_session.claude(paths, args.dir, extra)
         case "status":
-            return show_status(commands.status(paths))
+            return show_status(status.status(paths))
         case "logs":
             return commands.logs(paths, args.services, follow=args.follow, tail=args.tail)
         case "down":

@@ -3,7 +3,6 @@
     prepare(paths, UpRequest, environ) -> (Mode, Rendered, State)   the generated files, no containers
     up(paths, UpRequest) -> Started        prepare, validate, `docker compose up --wait`
     down(paths, volumes=...)               the project removed, its token and state forgotten
-    status(paths) -> Status                services, the proxy's URLs, whether its upstream answers
     logs(paths, services, ...) -> int      `docker compose logs` (streamed)
     build(paths, services, build_args)     `docker compose build` (the sandbox with policies/toolchain.yaml)
 
@@ -16,13 +15,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccstack import local_model, progress, server_info, slots_status, toolchain, up_wait
+from ccstack import local_model, progress, server_info, toolchain, up_wait
 from ccstack.checks import agent_runtime, check_docker, check_port_free, require_runtime
 from ccstack.compose import run_compose, service_table, validate
 from ccstack.egress import render_squid_conf
@@ -31,7 +28,6 @@ from ccstack.modes import Mode, SpendBudget, parse_mode
 from ccstack.policy import load_policies
 from ccstack.pool import Balance, load_pool
 from ccstack.render import Rendered, RenderOptions, render, to_yaml
-from ccstack.runtime import describe
 from ccstack.split import SplitSpec
 from ccstack.state import (
     DEFAULT_PROJECT,
@@ -86,25 +82,6 @@ class Started:
     state: State
     warnings: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Status:
-    """What `status` found; ``healthy`` is whether the proxy's upstream answers."""
-
-    mode: str
-    project: str
-    model: str | None
-    runtime: str  # described by Docker, or why Docker could not be asked
-    services: str  # the table of services, or why Compose could not list them
-    urls: dict[str, str]
-    health: tuple[int, str] | None = None  # the proxy's /health (None: no URL on this host)
-    hint: str | None = None  # what to do when the upstream does not answer
-    backend: tuple[str, ...] = ()  # llama-server's slots: idle, a prefill with its progress, generating
-
-    @property
-    def healthy(self) -> bool:
-        return self.health is not None and self.health[0] == 200
 
 
 def _local_model_options(paths: Paths, req: UpRequest, opts: RenderOptions) -> RenderOptions:
@@ -288,74 +265,6 @@ def down(paths: Paths, *, volumes: bool = False) -> None:
     for f in (paths.token, paths.state_file):
         f.unlink(missing_ok=True)
     remove_dotenv(paths)
-
-
-def container_ip(state: State, service: str, network_suffix: str) -> str | None:
-    import docker
-
-    client = docker.from_env()
-    found = client.containers.list(
-        filters={
-            "label": [f"com.docker.compose.project={state.project}", f"com.docker.compose.service={service}"]
-        }
-    )
-    for c in found:
-        nets = c.attrs["NetworkSettings"]["Networks"]
-        net = nets.get(f"{state.project}_{network_suffix}")
-        if net and net.get("IPAddress"):
-            return str(net["IPAddress"])
-    return None
-
-
-def proxy_urls(state: State) -> dict[str, str]:
-    urls = {"in the stack (the agent)": "http://proxy:8787"}
-    if state.publish_port:
-        urls["on this host"] = f"http://127.0.0.1:{state.publish_port}"
-    else:
-        ip = container_ip(state, "proxy", "backend")
-        if ip:
-            urls["on this host (Linux; --publish PORT for a fixed port)"] = f"http://{ip}:8787"
-    return urls
-
-
-def proxy_health(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=5) as resp:
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace")
-    except OSError as e:
-        return 0, str(e)
-
-
-def status(paths: Paths) -> Status:
-    check_docker()
-    state = load_state(paths)
-    runtime_name = state.extra.get("runtime") or "runc"
-    try:
-        runtime = describe(runtime_name)
-    except Exception as e:  # docker info failing must not hide the rest of the status
-        runtime = f"{state.extra.get('runtime')} (cannot ask Docker: {e})"
-    urls = proxy_urls(state)
-    host_urls = [u for w, u in urls.items() if w.startswith("on this host")]
-    health = proxy_health(host_urls[0]) if host_urls else None
-    backend: list[str] = []
-    if "llama-server" in state.services:
-        try:
-            backend = slots_status.read(state.project)
-        except Exception as e:  # a backend that cannot be asked must not hide the rest of the status
-            backend = [f"cannot ask llama-server ({type(e).__name__}: {str(e)[:200]})"]
-    return Status(
-        mode=state.mode,
-        project=state.project,
-        model=state.extra.get("model"),
-        runtime=runtime,
-        services=service_table(paths, state),
-        urls=urls,
-        health=health,
-        hint=parse_mode(state.mode).unreachable_hint,
-        backend=tuple(backend),
-    )
 
 
 def logs(paths: Paths, services: Sequence[str], *, follow: bool = False, tail: int | None = None) -> int:

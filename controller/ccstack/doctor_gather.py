@@ -19,11 +19,11 @@ from typing import Any
 
 from ccstack import local_model, models
 from ccstack.checks import agent_runtime, port_in_use, require_runtime
-from ccstack.commands import proxy_urls
 from ccstack.doctor import Facts, Reply, probe_request
 from ccstack.errors import StackError
 from ccstack.modes import Mode, parse_mode
 from ccstack.state import Paths, State, load_state
+from ccstack.status import proxy_urls
 
 PROBE_TIMEOUT = 600.0
 """A local model on a loaded CPU can take minutes for its first answer."""

@@ -44,6 +44,10 @@ SESSION_HEADER = "X-Claude-Code-Session-Id"
 """What ccproxy sends with every upstream request of a session (``--upstream-pool on``)."""
 PORT = 8080
 REPLICA = "llama-server"
+BACKEND = "llama"
+"""The backend section holding the servers."""
+STATS_PORT = 9999
+"""HAProxy's runtime API (read-only, level user) on the loopback of its own container: `ccstack status`."""
 """The first replica is compose.yaml's llama-server; the others are llama-server-2, -3, ..."""
 MAX_REPLICAS = 16
 BUFSIZE = 1 << 20
@@ -181,6 +185,7 @@ def haproxy_cfg(spec: PoolSpec, *, timeout_s: int) -> str:
         "global",
         "    log stdout format raw local0",
         "    maxconn 256",
+        f"    stats socket ipv4@127.0.0.1:{STATS_PORT} level user  # `ccstack status`: the servers' states",
         f"    tune.bufsize {BUFSIZE}  # a whole request fits in the buffer: a retry can resend it",
         "",
         "resolvers docker",
@@ -203,9 +208,9 @@ def haproxy_cfg(spec: PoolSpec, *, timeout_s: int) -> str:
         f"    capture request header {SESSION_HEADER} len 120",
         "    option http-buffer-request",
         '    log-format "pool session=%[capture.req.hdr(0)] server=%s status=%ST retries=%rc ms=%Tt %HM %HU"',
-        "    default_backend llama",
+        f"    default_backend {BACKEND}",
         "",
-        "backend llama",
+        f"backend {BACKEND}",
         *balance,
         "    option httpchk GET /health  # 503 while a server loads its model",
         "    http-check expect status 200",

@@ -49,46 +49,6 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
     assert e.value.code == 2
 
 
-def test_status_output() -> None:
-    from ccstack.commands import Status
-
-    st = Status(
-        mode="mlx",
-        project="ccsandbox",
-        model=None,
-        runtime="runc (Docker's default)",
-        services="SERVICE              STATE      HEALTH",
-        urls={"in the stack (the agent)": "http://proxy:8787", "on this host": "http://127.0.0.1:9000"},
-        health=(503, '{"status": "upstream unreachable"}'),
-        hint="start the server on the host: backends/mlx/run-mlx-server.sh (`just mlx-server`)",
-    )
-    assert cli.format_status(st).splitlines() == [
-        "mode: mlx   project: ccsandbox   model: -",
-        "agent runtime: runc (Docker's default)",
-        "SERVICE              STATE      HEALTH",
-        "proxy:",
-        "  http://proxy:8787                in the stack (the agent)",
-        "  http://127.0.0.1:9000            on this host",
-        'upstream: NOT reachable (proxy /health: 503 {"status": "upstream unreachable"})',
-        "  start the server on the host: backends/mlx/run-mlx-server.sh (`just mlx-server`)",
-        "agent: `ccstack claude [DIR]` or `docker compose run --rm claude-sandbox` (CCSANDBOX_WORKDIR=DIR)",
-    ]
-    healthy = Status(**{**st.__dict__, "health": (200, "{}")})
-    assert "upstream: reachable (proxy /health: 200 {})" in cli.format_status(healthy)
-    assert st.hint not in cli.format_status(healthy)
-    prefill = (
-        "slot 0 prefill: 2048 tokens processed (0 cached)",
-        "slot 1 idle",
-        "proxy: req_1 prefill 2048/8056",
-    )
-    lines = cli.format_status(Status(**{**healthy.__dict__, "backend": prefill})).splitlines()
-    assert lines[-4:-1] == [
-        "backend: slot 0 prefill: 2048 tokens processed (0 cached)",
-        "         slot 1 idle",
-        "         proxy: req_1 prefill 2048/8056",
-    ]
-
-
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

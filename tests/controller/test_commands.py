@@ -64,13 +64,6 @@ def test_a_model_name_is_the_upstream_model_unless_the_mode_runs_it(tmp_path: Pa
     assert state.extra["model"] == "qwen2.5-coder-0.5b"
 
 
-def test_status_health() -> None:
-    base = commands.Status("local", "p", "m", "runc", "", {"in the stack (the agent)": "http://proxy:8787"})
-    assert not base.healthy  # no URL on this host: nothing asked
-    assert commands.Status(**{**base.__dict__, "health": (200, "{}")}).healthy
-    assert not commands.Status(**{**base.__dict__, "health": (503, "{}")}).healthy
-
-
 def test_prepare_pool_writes_haproxy_config_from_the_flags(tmp_path: Path) -> None:
     paths = Paths(repo=REPO, state_dir=tmp_path)
     req = commands.UpRequest(mode="pool", fetch=False, replicas=3, backends=("http://10.9.8.7:8080",))
