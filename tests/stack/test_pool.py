@@ -101,6 +101,9 @@ def test_sessions_stick_to_a_server_and_fail_over_with_one_miss(
     haproxy = stack.container(docker, "haproxy")
     assert haproxy.attrs["HostConfig"]["ReadonlyRootfs"] is True
 
+    status = stack.ccstack("status").stdout
+    assert "2 servers, all up" in status, status  # HAProxy's view, read by `ccstack status`
+
     url = f"http://{stack.ip(docker, 'proxy', 'backend')}:8787"
     headers = {"authorization": f"Bearer {stack.token}", "anthropic-version": "2023-06-01"}
     sessions = [Session(secrets.token_hex(6)) for _ in range(SESSIONS)]
@@ -138,5 +141,8 @@ def test_sessions_stick_to_a_server_and_fail_over_with_one_miss(
         else:
             assert later[0] == home[s.key]  # untouched by the other server leaving
             assert s.hit(2), (s.prompts, s.cached)
+    status = stack.ccstack("status").stdout  # the pool still serves: the stack counts as healthy
+    assert re.search(rf"server {stopped} +(DOWN|MAINT)", status), status  # MAINT: its name is gone from DNS
+    assert "2 servers, 1 up" in status, status
     cached = [s.cached for s in sessions]
     print(f"stopped {stopped}: {len(moved)} session(s) moved; cached tokens per turn: {cached}")
