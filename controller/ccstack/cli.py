@@ -49,6 +49,11 @@ def _port(value: str) -> int:
     return port
 
 
+def _on_off(value: str | None) -> bool | None:
+    """An `on|off` option: True, False, or None when not given (the mode decides)."""
+    return None if value is None else value == "on"
+
+
 def _tools(value: str) -> str:
     """``default`` or a comma-separated list of tool names (as `claude --tools` takes them)."""
     names = [n.strip() for n in value.split(",") if n.strip()]
@@ -115,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--background-tasks",
             choices=("on", "off"),
             help="Claude Code's background tasks (Bash run_in_background and the notifications that resume "
-            "the agent); default: the mode's — local and pool: off, others: on",
+            "the agent); default: the mode's — local, pool and split: off, others: on",
+        )
+        p.add_argument(
+            "--silent-turn-reminder",
+            choices=("on", "off"),
+            help="Claude Code's reminder to the model after 5 silent tool turns (\"The user hasn't heard "
+            "from you in a while…\"); default: the mode's — local, pool and split: off, others: on",
         )
         spend_options.add_arguments(p)
         p.add_argument(
@@ -238,7 +249,8 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         trace=args.trace,
         budget=spend_options.budget(args),
         agent_tools=args.agent_tools,
-        background_tasks=None if args.background_tasks is None else args.background_tasks == "on",
+        background_tasks=_on_off(args.background_tasks),
+        silent_turn_reminder=_on_off(args.silent_turn_reminder),
         publish_port=args.publish,
         project=args.project,
         extra_files=tuple(os.path.abspath(f) for f in args.file),

@@ -57,6 +57,7 @@ class UpRequest:
     prompt_profile: str | None = None  # the proxy's --prompt-profile (full, lean); None: its default
     agent_tools: str | None = None  # the CLI's tools (comma-separated, or "default"); None: the mode's
     background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
+    silent_turn_reminder: bool | None = None  # Claude Code's "the user hasn't heard…"; None: the mode's
     publish_port: int | None = None
     project: str = DEFAULT_PROJECT
     extra_files: tuple[str, ...] = ()
@@ -176,6 +177,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         prompt_profile=req.prompt_profile,
         agent_tools=req.agent_tools,
         background_tasks=req.background_tasks,
+        silent_turn_reminder=req.silent_turn_reminder,
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
         trace_dir=str(paths.state_dir / "traces") if req.trace else None,

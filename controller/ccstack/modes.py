@@ -100,6 +100,10 @@ class Mode:
     # agent when one ends). Off: CLAUDE_CODE_DISABLE_BACKGROUND_TASKS=1 — a small model that sets the
     # flag on every call turns a `claude -p` into an endless loop of notifications (bench/tasks).
     background_tasks: bool = True
+    # Claude Code's silent-turn reminder: after 5 tool turns without text it adds "The user hasn't heard
+    # from you in a while…" to the next request. Off: CLAUDE_CODE_SILENT_TURN_REMINDER=0 — a small model
+    # echoes it through Bash instead of doing the task (bench/tasks transcripts).
+    silent_turn_reminder: bool = True
     # The proxy's prompt profile (CCPROXY_PROMPT_PROFILE) unless --prompt-profile says one; None: the
     # proxy's (full). The task suite (bench/results/tasks) has the 0.5B model at 0/12 tasks with `full`
     # and 2-3/12 with `lean`, whose saved prefix is also ~1 k tokens shorter.
@@ -149,6 +153,7 @@ LOCAL = Mode(
     prewarm=True,
     agent_tools=LOCAL_AGENT_TOOLS,
     background_tasks=False,
+    silent_turn_reminder=False,
     prompt_profile="lean",
 )
 """The local model's mode; `pool` and `split` are it with the servers arranged differently."""

@@ -66,6 +66,7 @@ class RenderOptions:
     prompt_profile: str | None = None  # the proxy's prompt profile (full, lean); None: the proxy's default
     agent_tools: str | None = None  # the CLI's tools (`claude --tools=`); None: the mode's; "default": all
     background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
+    silent_turn_reminder: bool | None = None  # Claude Code's "the user hasn't heard…"; None: the mode's
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
@@ -201,6 +202,9 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
     background = mode.background_tasks if opts.background_tasks is None else opts.background_tasks
     if not background:
         env["CLAUDE_CODE_DISABLE_BACKGROUND_TASKS"] = "1"
+    reminder = mode.silent_turn_reminder if opts.silent_turn_reminder is None else opts.silent_turn_reminder
+    if not reminder:
+        env["CLAUDE_CODE_SILENT_TURN_REMINDER"] = "0"
     if policies.egress.enabled:
         # pip, npm, curl and git read these: package registries through Squid's allowlist.
         env |= {

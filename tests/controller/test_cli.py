@@ -87,6 +87,15 @@ def test_background_tasks_option(argv: list[str], expected: bool | None) -> None
     assert cli._up_request(args).background_tasks is expected
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [([], None), (["--silent-turn-reminder", "on"], True), (["--silent-turn-reminder", "off"], False)],
+)
+def test_silent_turn_reminder_option(argv: list[str], expected: bool | None) -> None:
+    args = cli.build_parser().parse_args(["up", "local", *argv])
+    assert cli._up_request(args).silent_turn_reminder is expected
+
+
 @pytest.mark.parametrize("value", ["", ",", "Bash;rm", "Bash(git *)"])
 def test_agent_tools_option_rejects_what_is_not_a_tool_list(value: str) -> None:
     with pytest.raises(SystemExit):

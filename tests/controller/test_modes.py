@@ -101,8 +101,8 @@ def test_user_server_modes_reach_the_host_like_mlx() -> None:
 
 def test_the_local_model_modes_give_the_agent_the_same_setup() -> None:
     """`pool` and `split` arrange the servers differently; the agent's side is the local mode's."""
-    fields = ("agent_tools", "background_tasks", "prompt_profile", "default_model", "context_window",
-              "window_from_backend", "max_output_tokens", "backend_features")  # fmt: skip
+    fields = ("agent_tools", "background_tasks", "silent_turn_reminder", "prompt_profile", "default_model",
+              "context_window", "window_from_backend", "max_output_tokens", "backend_features")  # fmt: skip
     local = parse_mode("local")
     for name in ("pool", "split"):
         mode = parse_mode(name)

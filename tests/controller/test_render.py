@@ -172,6 +172,22 @@ def test_background_tasks(mode: str, background_tasks: bool | None, disabled: bo
     assert env.get("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS", "1") == "1"
 
 
+@pytest.mark.parametrize(
+    ("mode", "reminder", "disabled"),
+    [
+        ("local", None, True),  # a small model echoes it through Bash: off by default
+        ("local", True, False),
+        ("pool", None, True),
+        ("split", None, True),
+        ("openrouter", None, False),
+        ("anthropic", False, True),
+    ],
+)
+def test_silent_turn_reminder(mode: str, reminder: bool | None, disabled: bool) -> None:
+    env = services(mode, silent_turn_reminder=reminder)["claude-sandbox"]["environment"]
+    assert env.get("CLAUDE_CODE_SILENT_TURN_REMINDER") == ("0" if disabled else None)
+
+
 def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
     env = services("local", context_window=16384)["claude-sandbox"]["environment"]
     assert env["ANTHROPIC_BASE_URL"] == "http://proxy:8787"

@@ -234,3 +234,30 @@ def test_the_local_modes_env_takes_background_runs_out_of_the_bash_tool(
     bash = [t["function"] for t in turns[0]["body"]["tools"] if t["function"]["name"] == "Bash"]
     assert bash, [t["function"]["name"] for t in turns[0]["body"]["tools"]]
     assert ("run_in_background" in bash[0]["parameters"]["properties"]) is not disabled
+
+
+SILENT_TURN_REMINDER = "The user hasn't heard from you in a while."
+
+
+@pytest.mark.parametrize("disabled", [True, False], ids=["local-mode", "control-default"])
+def test_the_local_modes_env_keeps_the_silent_turn_reminder_out_of_the_prompt(
+    tmp_path: Path, disabled: bool
+) -> None:
+    """After 5 tool turns without text Claude Code adds "The user hasn't heard from you in a while…" to
+    the next request; a small model echoes it through Bash (bench/tasks). The local mode's
+    CLAUDE_CODE_SILENT_TURN_REMINDER=0 (ccstack.render) keeps it out; the control shows it comes."""
+    require_prerequisites()
+    quiet = {"name": "Bash", "arguments": {"command": "true", "description": "Do nothing"}}
+    script = [{"tool_calls": [quiet]}] * 7 + [{"text": "Done."}]
+    env = {"CLAUDE_CODE_SILENT_TURN_REMINDER": "0"} if disabled else {}
+    result = run_in_netns(tmp_path, script, "Run `true` seven times.", claude_env=env)
+    assert result.get("returncode") == 0, (result.get("stdout", "") + result.get("stderr", ""))[-3000:]
+    turns = main_requests(result)
+    assert len(turns) == 8, len(turns)
+    reminded = [
+        i for i, t in enumerate(turns) if SILENT_TURN_REMINDER in json.dumps(t["body"], ensure_ascii=False)
+    ]
+    if disabled:
+        assert reminded == []
+    else:
+        assert reminded, "the control never got the reminder: the test no longer shows anything"
