@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 from ccproxy import profile
 from ccproxy.profile import (
+    CONTEXT_REMINDER,
     DESCRIPTION_BUDGET,
     PROFILE_VERSION,
+    lean_context_text,
     lean_description,
+    lean_messages,
     lean_system_parts,
     lean_system_text,
 )
@@ -93,7 +96,7 @@ MAIN_REQUESTS = [p for p in EVERY_REQUEST if messages_request(p)]
 
 def test_there_are_recordings() -> None:
     assert len(MAIN_REQUESTS) >= 9
-    assert PROFILE_VERSION == "lean-1"
+    assert PROFILE_VERSION == "lean-2"
 
 
 @pytest.mark.parametrize("path", MAIN_REQUESTS, ids=lambda p: str(p.relative_to(FIXTURES)))
@@ -237,5 +240,55 @@ def test_tokens_before_and_after(name: str, capsys: pytest.CaptureFixture[str]) 
 
 def test_the_module_is_pure_and_versioned() -> None:
     imported = imported_roots(profile)
-    assert imported <= {"__future__", "typing"}
+    assert imported <= {"__future__", "typing", "ccproxy"}  # ccproxy: the pure types_openai
     assert PROFILE_VERSION.startswith("lean-")
+
+
+def user_texts(upstream: dict[str, Any]) -> list[str]:
+    texts = []
+    for m in upstream["messages"]:
+        if m["role"] == "user":
+            content = m["content"]
+            texts += (
+                [content] if isinstance(content, str) else [p["text"] for p in content if p["type"] == "text"]
+            )
+    return texts
+
+
+@pytest.mark.parametrize("path", MAIN_REQUESTS, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_the_git_status_heading_reads_as_words_and_nothing_else_in_the_turns_changes(path: Path) -> None:
+    full, lean = user_texts(translate(load(path), FULL)), user_texts(translate(load(path), LEAN))
+    assert len(full) == len(lean)
+    for before, after in zip(full, lean, strict=True):
+        assert "# gitStatus" not in after
+        assert after == before.replace("\n# gitStatus\n", "\n# Git status\n")
+
+
+def test_the_recordings_carry_the_heading() -> None:
+    """The rule is exercised: Claude Code 2.1.330's first turns hold the git status under `# gitStatus`."""
+    turn1 = user_texts(translate(load(SESSION_DIRS[0] / "01-turn1.json"), LEAN))
+    context = [t for t in turn1 if CONTEXT_REMINDER in t]  # after the layout's own reminder
+    assert len(context) == 1
+    assert "\n# Git status\nThis is the git status at the start of the conversation." in context[0]
+
+
+def test_lean_context_text_rule() -> None:
+    reminder = CONTEXT_REMINDER + "# gitStatus\nCurrent branch: main\n</system-reminder>"
+    assert (
+        lean_context_text(reminder)
+        == CONTEXT_REMINDER + "# Git status\nCurrent branch: main\n</system-reminder>"
+    )
+    assert lean_context_text("# gitStatus\nthe user's own words") == "# gitStatus\nthe user's own words"
+    quoted = CONTEXT_REMINDER + "see `# gitStatus` below\n"
+    assert lean_context_text(quoted) == quoted  # whole lines only
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+    messages: list[Any] = [
+        {"role": "system", "content": reminder},
+        {"role": "user", "content": [{"type": "text", "text": reminder}, image]},
+        {"role": "user", "content": reminder},
+    ]
+    out = lean_messages(messages)
+    assert out[0] == messages[0]
+    assert out[1]["content"] == [{"type": "text", "text": lean_context_text(reminder)}, image]
+    assert out[2]["content"] == lean_context_text(reminder)
+    assert messages[2]["content"] == reminder  # the input is not changed in place

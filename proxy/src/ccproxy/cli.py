@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = (
         PROFILE_VERSION
         if settings.prompt_profile == "lean"
-        else "full (default; lean not yet chosen by task-suite measurements)"
+        else "full (the proxy's default; the stack's local-model modes run lean)"
     )
     log.info(
         "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s, prompt profile %s, tool grammar %s)%s",

@@ -26,6 +26,13 @@ System-text rules (on each part of the leading system text; nothing else in it c
    The environment message's own ``# Environment`` heading keeps its body and so stays.
 A blank line left doubled or trailing by a removal goes with it.
 
+Message rule (user turns; nothing is dropped):
+
+4. In Claude Code's context reminder (a ``<system-reminder>`` that opens with ``As you answer the
+   user's questions, you can use the following context:``) the heading ``# gitStatus`` reads
+   ``# Git status``. Small models took the identifier for a path: the task suite's transcripts have
+   ``Edit /workspace/gitStatus`` and ``Read gitStatus`` in 10 of 78 runs, with both models.
+
 Tool-description rule (every tool; the name and the input schema are not touched):
 
 3. A description longer than :data:`DESCRIPTION_BUDGET` characters is cut to the budget: its first
@@ -44,19 +51,25 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ccproxy.types_openai import ChatMessage, ContentPart
+
 __all__ = [
+    "CONTEXT_HEADINGS",
+    "CONTEXT_REMINDER",
     "DESCRIPTION_BUDGET",
     "DROPPED_BULLETS",
     "DROPPED_SECTIONS",
     "PROFILE_VERSION",
     "PromptProfile",
+    "lean_context_text",
     "lean_description",
+    "lean_messages",
     "lean_system_parts",
     "lean_system_text",
 ]
 
 PromptProfile = Literal["full", "lean"]
-PROFILE_VERSION = "lean-1"
+PROFILE_VERSION = "lean-2"
 """Changes whenever the lean profile would render a recorded request differently."""
 
 DESCRIPTION_BUDGET = 600
@@ -66,6 +79,10 @@ DROPPED_BULLETS = (
     " - Claude Code is available as ",
     " - Fast mode for Claude Code ",
 )
+CONTEXT_REMINDER = (
+    "<system-reminder>\nAs you answer the user's questions, you can use the following context:\n"
+)
+CONTEXT_HEADINGS = {"# gitStatus": "# Git status"}
 _FENCE = "```"
 
 
@@ -110,6 +127,34 @@ def lean_system_parts(parts: list[str]) -> list[str]:
     """Rules 1 and 2 over every part of the leading system text (a part left empty disappears)."""
     out = [lean_system_text(p) for p in parts]
     return [p for p, original in zip(out, parts, strict=True) if p.strip() or not original.strip()]
+
+
+def lean_context_text(text: str) -> str:
+    """Rule 4 over one text of a user turn: Claude Code's context headings in plain words."""
+    if not text.startswith(CONTEXT_REMINDER):
+        return text
+    lines = text.split("\n")
+    return "\n".join(CONTEXT_HEADINGS.get(line, line) for line in lines)
+
+
+def _lean_part(part: ContentPart) -> ContentPart:
+    if part["type"] == "text":
+        return {"type": "text", "text": lean_context_text(part["text"])}
+    return part
+
+
+def lean_messages(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Rule 4 over the user turns (other messages, and user turns without the reminder, unchanged)."""
+    out: list[ChatMessage] = []
+    for message in messages:
+        if message["role"] == "user":
+            content = message["content"]
+            if isinstance(content, str):
+                message = {"role": "user", "content": lean_context_text(content)}
+            else:
+                message = {"role": "user", "content": [_lean_part(p) for p in content]}
+        out.append(message)
+    return out
 
 
 def _paragraphs(text: str) -> list[str]:

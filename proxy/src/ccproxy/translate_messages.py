@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, assert_never
 
 from ccproxy.layout import PromptLayout, stable_layout
-from ccproxy.profile import PromptProfile, lean_system_parts
+from ccproxy.profile import PromptProfile, lean_messages, lean_system_parts
 from ccproxy.types_anthropic import (
     Base64ImageSource,
     ContentBlock,
@@ -111,6 +111,7 @@ def chat_messages(req: MessagesRequest | CountTokensRequest, opts: MessageOption
             body.extend(_user(message, tool_index))
     if opts.prompt_profile == "lean":
         system_parts = lean_system_parts(system_parts)
+        body = lean_messages(body)
     if opts.prompt_layout == "stable":
         system_parts, body = stable_layout(system_parts, body)
     head: list[ChatMessage] = []
