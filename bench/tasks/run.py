@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from catalog import Task, by_name  # noqa: E402
+from ccproxy.profile import PROFILE_VERSION  # noqa: E402
 from ccproxy.repeat_hint import HINT_VERSION  # noqa: E402
 from ccproxy.tool_grammar import GRAMMAR_VERSION  # noqa: E402
 from harness.cli_stack import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
@@ -45,6 +46,10 @@ STACK = Stack("ccsbx-tasks", Path("/tmp/ccsbx-tasks"))
 IMAGES = Path()
 """The overlay pinning this checkout's images (set in main)."""
 MODELS = {"0.5b": "qwen2.5-coder-0.5b", "1.5b": "qwen2.5-coder-1.5b"}
+COMMIT = subprocess.run(
+    ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+).stdout.strip()
+"""The checkout measured (its images are built from it: Stack.pinned_images)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,8 @@ def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_t
         "candidate": candidate.name,
         "model": candidate.model_name,
         "profile": candidate.profile,
+        "profile_version": PROFILE_VERSION if candidate.profile == "lean" else "full",
+        "commit": COMMIT,
         "tools": candidate.tools,
         "task": task.name,
         "run": index,
