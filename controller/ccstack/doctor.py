@@ -21,6 +21,7 @@ from typing import Any, Literal
 import jsonschema
 
 from ccstack.modes import Mode
+from ccstack.pool_status import Server
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -99,6 +100,8 @@ class Facts:
     window_source: str | None = None
     probe: Reply | None = None
     probe_tools: tuple[dict[str, Any], ...] = (PROBE_TOOL,)
+    pool: tuple[Server, ...] | None = None  # pool mode: its servers as HAProxy sees them
+    pool_error: str | None = None  # pool mode: why HAProxy could not be asked
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -219,6 +222,28 @@ def check_stack(f: Facts) -> list[Check]:
     return rows
 
 
+def check_pool(f: Facts) -> Check | None:
+    """Pool mode: every server of the pool up (HAProxy's health checks), or which are not."""
+    if not f.mode.pool:
+        return None
+    name = "pool servers"
+    if f.pool is None:
+        return Check(name, "fail", f.pool_error or "HAProxy not running", "`just logs haproxy`")
+    if not f.pool:
+        return Check(
+            name, "fail", "HAProxy lists no server", "--replicas N or --backend URL, then `just up pool`"
+        )
+    down = [s for s in f.pool if not s.up]
+    if not down:
+        return Check(name, "ok", f"{len(f.pool)} of {len(f.pool)} up")
+    shown = ", ".join(f"{s.name} {s.status}" + (f" ({s.check})" if s.check else "") for s in down)
+    fix = (
+        "`just logs haproxy` says why; a replica of the stack: `just logs NAME`, then `just up pool`; a "
+        "server elsewhere: start it"
+    )
+    return Check(name, "fail", f"{len(f.pool) - len(down)} of {len(f.pool)} up; down: {shown}", fix)
+
+
 def check_proxy(f: Facts) -> list[Check]:
     if f.health is None or f.proxy_url is None:
         return [Check("proxy", "fail", "no URL to reach it from this host", "--publish PORT, then `just up`")]
@@ -296,6 +321,8 @@ def judge(f: Facts) -> list[Check]:
     rows += [c for c in (check_port(f), check_model(f), check_key(f)) if c is not None]
     stack = check_stack(f)
     rows += stack
+    if stack[0].status == "ok" and (pool := check_pool(f)) is not None:
+        rows.append(pool)
     if stack[0].status != "ok":
         rows += [Check(n, "skip", "needs the stack up") for n in ("proxy", "backend", "tool call")]
         return rows

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccstack import local_model, models
+from ccstack import local_model, models, pool_status
 from ccstack.checks import agent_runtime, port_in_use, require_runtime
 from ccstack.doctor import Facts, Reply, probe_request
 from ccstack.errors import StackError
@@ -198,6 +198,12 @@ def gather(paths: Paths, req: DoctorRequest, environ: Mapping[str, str] | None =
     if ours is None:
         return Facts(**facts)
     facts["services"] = _services(client, ours)
+    if mode.pool:
+        try:
+            servers = pool_status.read_servers(ours.project)
+            facts["pool"] = None if servers is None else tuple(servers)
+        except ValueError as e:
+            facts["pool_error"] = f"cannot read HAProxy's server states: {str(e)[:200]}"
     window = ours.extra.get("context_window") or mode.context_window
     if window:
         facts["window"] = window

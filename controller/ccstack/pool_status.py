@@ -96,17 +96,24 @@ def pool_lines(servers: list[Server]) -> list[str]:
     return lines
 
 
-def read(project: str) -> list[str]:
-    """The backend lines of a running pool ([] without a haproxy container)."""
+def read_servers(project: str) -> list[Server] | None:
+    """The servers of a running pool as HAProxy sees them (None without a haproxy container); raises
+    ValueError when HAProxy's answer cannot be read."""
     import docker
 
     client = docker.from_env()
     labels = [f"com.docker.compose.project={project}", "com.docker.compose.service=haproxy"]
     found: list[Any] = client.containers.list(filters={"label": labels})
     if not found:
-        return []
+        return None
     result: Any = found[0].exec_run(_SHOW_STAT)
+    return parse_stat(result.output.decode("utf-8", "replace"))
+
+
+def read(project: str) -> list[str]:
+    """The backend lines of a running pool ([] without a haproxy container)."""
     try:
-        return pool_lines(parse_stat(result.output.decode("utf-8", "replace")))
+        servers = read_servers(project)
     except ValueError as e:
         return [f"cannot read HAProxy's server states: {str(e)[:200]}"]
+    return [] if servers is None else pool_lines(servers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,6 +108,25 @@ def test_a_stopped_backend() -> None:
     assert "upstream unreachable" in rows["backend"].detail
     assert rows["backend"].fix == "`just logs llama-server`, then `just up local`"
     assert rows["tool call"].status == "skip"
+
+
+def test_a_pool_with_a_server_down() -> None:
+    from ccstack.pool_status import Server, parse_stat
+
+    recorded = (Path(__file__).resolve().parents[1] / "fixtures" / "haproxy" / "show_stat.csv").read_text()
+    pool = dataclasses.replace(
+        HEALTHY, mode=parse_mode("pool"), stack_mode="pool", pool=tuple(parse_stat(recorded))
+    )
+    row = by_name(judge(pool))["pool servers"]
+    assert row.status == "fail"
+    assert row.detail == "1 of 2 up; down: llama-server-2 DOWN (L4CON)"
+    assert "just logs NAME" in (row.fix or "")
+    up = Server("llama-server", "UP", "L7OK 200", 5, 0, 1)
+    assert by_name(judge(dataclasses.replace(pool, pool=(up, up))))["pool servers"].detail == "2 of 2 up"
+    assert healthy(judge(dataclasses.replace(pool, pool=(up, up))))
+    missing = by_name(judge(dataclasses.replace(pool, pool=None, pool_error=None)))["pool servers"]
+    assert (missing.status, missing.detail) == ("fail", "HAProxy not running")
+    assert "pool servers" not in by_name(judge(HEALTHY))  # local: no such row
 
 
 def test_a_port_taken_by_another_process() -> None:

@@ -8,6 +8,7 @@ sessions go on on the other one with no error: one cache miss each, then hits ag
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import subprocess
@@ -144,5 +145,10 @@ def test_sessions_stick_to_a_server_and_fail_over_with_one_miss(
     status = stack.ccstack("status").stdout  # the pool still serves: the stack counts as healthy
     assert re.search(rf"server {stopped} +(DOWN|MAINT)", status), status  # MAINT: its name is gone from DNS
     assert "2 servers, 1 up" in status, status
+    doctor = stack.ccstack("doctor", "pool", "--no-probe", "--json", check=False)
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    rows = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert rows["pool servers"]["status"] == "fail"
+    assert rows["pool servers"]["detail"].startswith(f"1 of 2 up; down: {stopped} "), rows["pool servers"]
     cached = [s.cached for s in sessions]
     print(f"stopped {stopped}: {len(moved)} session(s) moved; cached tokens per turn: {cached}")
