@@ -78,22 +78,12 @@ def test_agent_tools_option(value: str, expected: str) -> None:
     assert cli._up_request(args).agent_tools == expected
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [([], None), (["--background-tasks", "on"], True), (["--background-tasks", "off"], False)],
-)
-def test_background_tasks_option(argv: list[str], expected: bool | None) -> None:
+@pytest.mark.parametrize("option", ["background-tasks", "silent-turn-reminder"])
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("on", True), ("off", False)])
+def test_on_off_options_of_the_agent(option: str, value: str | None, expected: bool | None) -> None:
+    argv = [] if value is None else [f"--{option}", value]
     args = cli.build_parser().parse_args(["up", "local", *argv])
-    assert cli._up_request(args).background_tasks is expected
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [([], None), (["--silent-turn-reminder", "on"], True), (["--silent-turn-reminder", "off"], False)],
-)
-def test_silent_turn_reminder_option(argv: list[str], expected: bool | None) -> None:
-    args = cli.build_parser().parse_args(["up", "local", *argv])
-    assert cli._up_request(args).silent_turn_reminder is expected
+    assert getattr(cli._up_request(args), option.replace("-", "_")) is expected
 
 
 @pytest.mark.parametrize("value", ["", ",", "Bash;rm", "Bash(git *)"])

@@ -156,26 +156,18 @@ def test_agent_tools(mode: str, agent_tools: str | None, expected: str | None) -
     assert env.get("CCSANDBOX_TOOLS") == expected
 
 
-@pytest.mark.parametrize(
-    ("mode", "background_tasks", "disabled"),
-    [
-        ("local", None, True),  # a small model's run_in_background loops: off by default
-        ("local", True, False),
-        ("pool", None, True),
-        ("openrouter", None, False),
-        ("anthropic", False, True),
-    ],
-)
-def test_background_tasks(mode: str, background_tasks: bool | None, disabled: bool) -> None:
-    env = services(mode, background_tasks=background_tasks)["claude-sandbox"]["environment"]
-    assert ("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS" in env) is disabled
-    assert env.get("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS", "1") == "1"
+# The agent's switches for small models: (the option, Claude Code's variable, its value when off).
+AGENT_SWITCHES = {
+    "background_tasks": ("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS", "1"),  # run_in_background loops
+    "silent_turn_reminder": ("CLAUDE_CODE_SILENT_TURN_REMINDER", "0"),  # echoed through Bash
+}
 
 
+@pytest.mark.parametrize("option", AGENT_SWITCHES)
 @pytest.mark.parametrize(
-    ("mode", "reminder", "disabled"),
+    ("mode", "value", "off"),
     [
-        ("local", None, True),  # a small model echoes it through Bash: off by default
+        ("local", None, True),  # off by default for a small local model
         ("local", True, False),
         ("pool", None, True),
         ("split", None, True),
@@ -183,9 +175,10 @@ def test_background_tasks(mode: str, background_tasks: bool | None, disabled: bo
         ("anthropic", False, True),
     ],
 )
-def test_silent_turn_reminder(mode: str, reminder: bool | None, disabled: bool) -> None:
-    env = services(mode, silent_turn_reminder=reminder)["claude-sandbox"]["environment"]
-    assert env.get("CLAUDE_CODE_SILENT_TURN_REMINDER") == ("0" if disabled else None)
+def test_the_agents_switches_for_small_models(mode: str, value: bool | None, off: bool, option: str) -> None:
+    variable, when_off = AGENT_SWITCHES[option]
+    env = services(mode, **{option: value})["claude-sandbox"]["environment"]
+    assert env.get(variable) == (when_off if off else None)
 
 
 def test_agent_environment_is_preconfigured_for_the_proxy() -> None:
