@@ -13,6 +13,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,3 +153,38 @@ def test_sessions_stick_to_a_server_and_fail_over_with_one_miss(
     assert rows["pool servers"]["detail"].startswith(f"1 of 2 up; down: {stopped} "), rows["pool servers"]
     cached = [s.cached for s in sessions]
     print(f"stopped {stopped}: {len(moved)} session(s) moved; cached tokens per turn: {cached}")
+
+
+def test_a_server_elsewhere_joins_the_pool_once_its_name_resolves(
+    stack: Stack, docker: Any, llama_image: str, haproxy_image: str
+) -> None:
+    """`--replicas 0 --backend URL`: the pool is one llama-server outside the stack (here: a container
+    the stack does not know, on the network HAProxy reaches other machines through). Until its name
+    resolves and its health check passes the pool has no server up; then HAProxy finds it (Docker's DNS,
+    re-resolved at run time) and requests through the proxy are answered by it."""
+    from ccstack import models
+    from harness.llama import llama_server
+
+    up = ("up", "pool", "--replicas", "0", "--backend", "http://gpu-box.lan:8080", "--context-window", "2048")
+    stack.ccstack(*up, timeout=1200, check=False)  # the proxy's upstream has no server yet: not healthy
+    assert stack.state["services"] == ["proxy", "haproxy"]
+    status = stack.ccstack("status", check=False).stdout
+    assert re.search(r"server remote-1 +(MAINT|DOWN)", status), status
+    assert "1 servers, none up" in status, status
+
+    egress = docker.networks.get(f"{stack.project}_egress")
+    with llama_server(models.fetch(models.DEFAULT_MODEL), name_prefix="ccsandbox-test-remote") as remote:
+        egress.connect(remote.name, aliases=["gpu-box.lan"])
+        deadline = time.monotonic() + 60
+        while "1 servers, all up" not in status and time.monotonic() < deadline:
+            time.sleep(2)
+            status = stack.ccstack("status", check=False).stdout
+        assert re.search(r"server remote-1 +UP +health L7OK 200", status), status
+
+        url = f"http://{stack.ip(docker, 'proxy', 'backend')}:8787"
+        headers = {"authorization": f"Bearer {stack.token}", "anthropic-version": "2023-06-01"}
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+            session = Session(secrets.token_hex(6))
+            session.turn(client, QUESTIONS[0])
+        served = servers_by_session(stack.container(docker, "haproxy").logs().decode())
+        assert served[session.key] == ["remote-1"], served
