@@ -87,12 +87,13 @@ def pool_lines(servers: list[Server]) -> list[str]:
     width = max(len(s.name) for s in servers)
     lines = [server_line(s, width) for s in servers]
     up = sum(s.up for s in servers)
+    count = f"{len(servers)} server{'s' if len(servers) != 1 else ''}"
     if up == len(servers):
-        lines.append(f"{len(servers)} servers, all up")
+        lines.append(f"{count}, all up")
     elif up:
-        lines.append(f"{len(servers)} servers, {up} up: sessions of the others move to them")
+        lines.append(f"{count}, {up} up: sessions of the others move to them")
     else:
-        lines.append(f"{len(servers)} servers, none up: `ccstack logs haproxy` says why")
+        lines.append(f"{count}, none up: `ccstack logs haproxy` says why")
     return lines
 
 

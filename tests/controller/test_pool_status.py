@@ -27,12 +27,12 @@ def test_status_lines_name_each_server_and_how_many_are_up() -> None:
         "2 servers, 1 up: sessions of the others move to them",
     ]
     up = Server("a", "UP", "L7OK 200", 3725, active=2, requests=40)
-    assert pool_lines([up])[-1] == "1 servers, all up"
+    assert pool_lines([up])[-1] == "1 server, all up"
     assert "for 1:02:05" in pool_lines([up])[0]
     down = Server("a", "DOWN", "", None, active=0, requests=0)
     assert pool_lines([down]) == [
         "server a  DOWN  not checked yet; 0 active, 0 requests",
-        "1 servers, none up: `ccstack logs haproxy` says why",
+        "1 server, none up: `ccstack logs haproxy` says why",
     ]
     assert pool_lines([]) == ["HAProxy lists no server in the pool"]
 

@@ -170,13 +170,13 @@ def test_a_server_elsewhere_joins_the_pool_once_its_name_resolves(
     assert stack.state["services"] == ["proxy", "haproxy"]
     status = stack.ccstack("status", check=False).stdout
     assert re.search(r"server remote-1 +(MAINT|DOWN)", status), status
-    assert "1 servers, none up" in status, status
+    assert "1 server, none up" in status, status
 
     egress = docker.networks.get(f"{stack.project}_egress")
     with llama_server(models.fetch(models.DEFAULT_MODEL), name_prefix="ccsandbox-test-remote") as remote:
         egress.connect(remote.name, aliases=["gpu-box.lan"])
         deadline = time.monotonic() + 60
-        while "1 servers, all up" not in status and time.monotonic() < deadline:
+        while "1 server, all up" not in status and time.monotonic() < deadline:
             time.sleep(2)
             status = stack.ccstack("status", check=False).stdout
         assert re.search(r"server remote-1 +UP +health L7OK 200", status), status
