@@ -105,8 +105,8 @@ class Mode:
     # echoes it through Bash instead of doing the task (bench/tasks transcripts).
     silent_turn_reminder: bool = True
     # The proxy's prompt profile (CCPROXY_PROMPT_PROFILE) unless --prompt-profile says one; None: the
-    # proxy's (full). The task suite (bench/results/tasks) has the 0.5B model at 0/12 tasks with `full`
-    # and 2-3/12 with `lean`, whose saved prefix is also ~1 k tokens shorter.
+    # proxy's (full). The task suite (bench/results/tasks, 3 runs per task) has the 0.5B model at 2/18
+    # runs with `full` and 3/18 with `lean`, whose saved prefix is also ~1 k tokens shorter.
     prompt_profile: str | None = None
     # What to do when the proxy's upstream does not answer, shown by `ccstack status`.
     unreachable_hint: str | None = None
