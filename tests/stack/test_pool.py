@@ -175,11 +175,15 @@ def test_a_server_elsewhere_joins_the_pool_once_its_name_resolves(
     egress = docker.networks.get(f"{stack.project}_egress")
     with llama_server(models.fetch(models.DEFAULT_MODEL), name_prefix="ccsandbox-test-remote") as remote:
         egress.connect(remote.name, aliases=["gpu-box.lan"])
+        # Leaving MAINT, HAProxy counts the server up before its first check ("UP 1/2 health INI"):
+        # wait for the check itself to pass, not just for the count.
+        healthy = re.compile(r"server remote-1 +UP +health L7OK 200")
         deadline = time.monotonic() + 60
-        while "1 server, all up" not in status and time.monotonic() < deadline:
+        while not healthy.search(status) and time.monotonic() < deadline:
             time.sleep(2)
             status = stack.ccstack("status", check=False).stdout
-        assert re.search(r"server remote-1 +UP +health L7OK 200", status), status
+        assert healthy.search(status), status
+        assert "1 server, all up" in status, status
 
         url = f"http://{stack.ip(docker, 'proxy', 'backend')}:8787"
         headers = {"authorization": f"Bearer {stack.token}", "anthropic-version": "2023-06-01"}
