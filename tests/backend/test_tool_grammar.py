@@ -89,3 +89,34 @@ def test_grammar_turns_a_made_up_call_into_a_valid_call(
         jsonschema.validate(call.input, by_name[call.name]["input_schema"])
     assert calls[0].name == "Bash"
     assert "pytest" in str(calls[0].input.get("command"))
+
+
+def test_a_constrained_call_streams_while_the_model_writes_it(proxy: Ccproxy) -> None:
+    """Streamed, the call's tool_use block opens once its name is written and its arguments arrive in
+    many fragments as the model writes them (not in one piece at the end), and they add up to the
+    same schema-valid call."""
+    tools = [short(t) for t in recorded_tools("cli") if t["name"] in ("Bash", "Edit", "Read", "Write")]
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=900)
+    kinds: list[str] = []
+    with client.messages.stream(
+        model="claude-opus-4-8",
+        max_tokens=160,
+        system="You are a coding agent. Use the tools to act on files and run commands.",
+        tools=tools,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": RUN_TESTS}],
+        extra_body={"temperature": 0},
+    ) as stream:
+        for event in stream:
+            if event.type == "content_block_start":
+                kinds.append(f"start:{event.content_block.type}")
+            elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                kinds.append("json")
+        message = stream.get_final_message()
+    assert message.stop_reason == "tool_use", message
+    start = kinds.index("start:tool_use")
+    fragments = kinds[start + 1 :].count("json")
+    assert fragments >= 5, kinds  # one per few tokens of `{"command": "python3 -m pytest ..."}`
+    call = next(b for b in message.content if b.type == "tool_use")
+    assert call.name == "Bash"
+    jsonschema.validate(call.input, next(t for t in tools if t["name"] == "Bash")["input_schema"])
+    assert "pytest" in str(call.input.get("command"))

@@ -23,7 +23,8 @@ from ccproxy.plan import (
     stream_translator,
 )
 from ccproxy.slots import SlotOffer
-from ccproxy.text_tool_calls import TextToolCallTranslator
+from ccproxy.streamed_calls import StreamedCalls
+from ccproxy.text_tool_calls import TextToolCalls, TextToolCallTranslator
 from ccproxy.translate_stream import StreamTranslator
 from ccproxy.types_anthropic import MessagesRequest, parse_count_tokens_request, parse_messages_request
 
@@ -175,6 +176,19 @@ def test_text_tool_calls(mode: str, marked: bool, tool_choice: Any, expected: fr
         assert p.body["tool_choice"] == "none"
     translator = stream_translator(p, message_id="msg_1", input_tokens=3)
     assert isinstance(translator, TextToolCallTranslator if expected else StreamTranslator)
+
+
+@pytest.mark.parametrize("grammar", ["on", "off"])
+def test_recovered_calls_stream_as_written_only_under_the_grammar(grammar: str) -> None:
+    """Under the tool grammar a call is decided by its first bytes, so it streams as it is written;
+    without it a call goes out only once it is complete and valid."""
+    settings = replace(LLAMA, text_tool_calls="on", tool_grammar=grammar)
+    p = plan(request(messages=[user("x")], tools=[TOOL]), settings, INFO, SLOTS)
+    assert ("grammar" in p.body) is (grammar == "on")
+    assert p.streamed_calls is (grammar == "on")
+    translator = stream_translator(p, message_id="msg_1", input_tokens=3)
+    assert isinstance(translator, TextToolCallTranslator)
+    assert isinstance(translator.rewriter._calls, StreamedCalls if grammar == "on" else TextToolCalls)
 
 
 def test_answer_echoes_the_client_model() -> None:

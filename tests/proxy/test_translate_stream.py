@@ -400,6 +400,19 @@ def test_bad_tool_json_raises_at_block_end(args: str) -> None:
     assert t.fail(UpstreamProtocolError("bad tool json"))[0]["type"] == "error"
 
 
+def test_a_tool_call_cut_by_the_token_limit_closes_with_what_was_written() -> None:
+    """As Anthropic's API: the block ends with the partial arguments, stop_reason max_tokens."""
+    t = StreamTranslator(model="m", message_id="msg_1")
+    events = t.start()
+    events += t.feed(call(0, '{"path": "a', name="A", call_id="a"))
+    events += t.feed(c({}, "length"))
+    events += t.finish()
+    assert [e["type"] for e in events][-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert events[-2]["delta"]["stop_reason"] == "max_tokens"
+    deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": '{"path": "a'}]
+
+
 def test_fragment_for_closed_tool_call_raises() -> None:
     t = StreamTranslator(model="m", message_id="msg_1")
     t.start()

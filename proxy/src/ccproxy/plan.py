@@ -14,7 +14,8 @@ The plan's stages, in order (each a small function below or in a pure module):
    the prompt layout and profile chosen by the settings), plus llama-server's own keys.
 3. **text tool calls**: which tool names the proxy recovers from text; the backend then gets
    ``tool_choice: "none"`` and (``--tool-grammar on``) a grammar that lets a call name only the
-   request's tools, with schema-valid arguments (``tool_grammar``); with ``--repeat-hint on``, a
+   request's tools, with schema-valid arguments (``tool_grammar``: a call is then decided by its first
+   bytes, so it streams to the client as it is written, ``streamed_calls``); with ``--repeat-hint on``, a
    reminder after each call that repeats the previous one exactly (``repeat_hint``).
 4. **slot**: the session's main slot or the shared side slot (``id_slot``), and whether the prefix cache
    prepares it first. Behind a pool of llama-servers (``upstream_pool``) the session key travels as a
@@ -114,6 +115,8 @@ class UpstreamPlan:
     """Let the prefix cache prepare the slot (restore or process the shared prefix) before sending."""
     text_tools: frozenset[str]
     """Tool names whose calls the proxy recovers from text (empty: none)."""
+    streamed_calls: bool
+    """The recovered calls stream as they are written: the answer is under the tool grammar."""
     stop_sequences: tuple[str, ...]
     count_first: bool
     """Count the prompt exactly before sending (llama-server, context known): then ``fit``."""
@@ -211,6 +214,7 @@ def plan(
         headers={SESSION_HEADER: session.key} if pool else {},
         prepare_prefix=queue and llama and settings.prefix_cache_min_tokens is not None,
         text_tools=text_tools,
+        streamed_calls="grammar" in body,
         stop_sequences=tuple(req.stop_sequences or ()),
         count_first=llama and info is not None and info.n_ctx is not None,
         n_ctx=info.n_ctx if info is not None else None,
@@ -263,7 +267,9 @@ def stream_translator(
         input_tokens=input_tokens,
         stop_sequences=p.stop_sequences,
     )
-    return TextToolCallTranslator(base, p.text_tools) if p.text_tools else base
+    if not p.text_tools:
+        return base
+    return TextToolCallTranslator(base, p.text_tools, streamed=p.streamed_calls)
 
 
 def answer(p: UpstreamPlan, completion: dict[str, Any], *, message_id: str) -> MessageDict:

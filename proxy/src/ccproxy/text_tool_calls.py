@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ccproxy.errors import ProxyError
+from ccproxy.streamed_calls import CallPart, CallStart, StreamedCalls, StreamPiece
 from ccproxy.translate_stream import StreamTranslator
 from ccproxy.types_events import StreamEvent
 from ccproxy.validate import loads_strict
@@ -245,10 +246,15 @@ class ChunkRewriter:
 
     ``rewrite(chunk)`` returns the chunks to translate in its place (text held back is released by a
     later chunk, at the latest by the one carrying ``finish_reason``); ``flush()`` returns a last chunk
-    with text still held when the stream ends without one."""
+    with text still held when the stream ends without one. ``streamed=True`` (the answer is written
+    under the tool grammar): a call's name and then its arguments go out as they are written
+    (``streamed_calls.StreamedCalls``), as an OpenAI server streams ``tool_calls``; otherwise a call
+    goes out whole once it is complete and valid."""
 
-    def __init__(self, tool_names: Iterable[str]) -> None:
-        self._calls = TextToolCalls(tool_names)
+    def __init__(self, tool_names: Iterable[str], *, streamed: bool = False) -> None:
+        self._calls: TextToolCalls | StreamedCalls = (
+            StreamedCalls(tool_names) if streamed else TextToolCalls(tool_names)
+        )
 
     @property
     def found(self) -> int:
@@ -265,7 +271,9 @@ class ChunkRewriter:
         if not isinstance(content, str) and finish is None:
             return [chunk]
         first = self._calls.found
-        pieces = self._calls.feed(content) if isinstance(content, str) else []
+        pieces: list[Piece | StreamPiece] = []
+        if isinstance(content, str):
+            pieces += self._calls.feed(content)
         if finish is not None:
             pieces += self._calls.flush()
         extra = {k: v for k, v in delta.items() if k != "content"} if isinstance(delta, dict) else {}
@@ -287,13 +295,20 @@ class ChunkRewriter:
         ]
 
 
-def _deltas(pieces: list[Piece], first_index: int) -> list[dict[str, Any]]:
+def _deltas(pieces: Sequence[Piece | StreamPiece], first_index: int) -> list[dict[str, Any]]:
+    """OpenAI deltas for these pieces; ``first_index``: the index of the first call that starts here."""
     out: list[dict[str, Any]] = []
     index = first_index
     for piece in pieces:
         if isinstance(piece, ToolCall):
             out.append({"tool_calls": [_openai_call(piece, index)]})
             index += 1
+        elif isinstance(piece, CallStart):
+            function = {"name": piece.name, "arguments": ""}
+            out.append({"tool_calls": [{"index": index, "type": "function", "function": function}]})
+            index += 1
+        elif isinstance(piece, CallPart):
+            out.append({"tool_calls": [{"index": index - 1, "function": {"arguments": piece.arguments}}]})
         else:
             out.append({"content": piece})
     return out
@@ -302,9 +317,9 @@ def _deltas(pieces: list[Piece], first_index: int) -> list[dict[str, Any]]:
 class TextToolCallTranslator:
     """A stream translator with ``ChunkRewriter`` in front (same protocol as ``StreamTranslator``)."""
 
-    def __init__(self, inner: StreamTranslator, tool_names: Iterable[str]) -> None:
+    def __init__(self, inner: StreamTranslator, tool_names: Iterable[str], *, streamed: bool = False) -> None:
         self.inner = inner
-        self.rewriter = ChunkRewriter(tool_names)
+        self.rewriter = ChunkRewriter(tool_names, streamed=streamed)
 
     def start(self) -> list[StreamEvent]:
         return self.inner.start()

@@ -20,8 +20,13 @@ sequence, stream straight through. When an upstream interleaves parallel calls (
 before call 0's JSON is complete), the later call is held back and emitted whole once the earlier one
 closes, so the client still sees well-formed, non-interleaved blocks.
 
+A stream cut by the token limit (``finish_reason: "length"``) in the middle of a tool call ends as
+Anthropic's does: the call's block closes with the arguments written so far, ``stop_reason:
+"max_tokens"``.
+
 Raises ``UpstreamProtocolError`` on garbage (wrong types), on a tool call without a name, on tool JSON
-that is incomplete or not an object at block end, and on a stream that ends without ``finish_reason``;
+that is incomplete (unless cut by the token limit) or not an object at block end, and on a stream that
+ends without ``finish_reason``;
 an ``{"error": ...}`` chunk raises the mapped ``ProxyError``. The caller then emits ``fail(err)``.
 """
 
@@ -345,6 +350,10 @@ class StreamTranslator:
                 self._emit_delta(block, "".join(held), count=False)
             self._close(block)
 
+    def _cut_short(self, block: _Block) -> bool:
+        """A call whose JSON the token limit cut (the arguments so far are all there is)."""
+        return self._finish_reason == "length" and not block.closable()
+
     def _begin(self, block: _Block) -> None:
         block.index = self._next_index
         self._next_index += 1
@@ -374,7 +383,7 @@ class StreamTranslator:
         self._out.append({"type": "content_block_delta", "index": block.index, "delta": delta})
 
     def _close(self, block: _Block) -> None:
-        if block.kind == "tool_use":
+        if block.kind == "tool_use" and not self._cut_short(block):
             parse_tool_arguments(block.text(), name=block.name)  # raises on incomplete/invalid JSON
         elif block.kind == "thinking":
             self._out.append(
