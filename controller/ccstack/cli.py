@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ccstack import agent_session, commands, prewarm, spend_options, status
+from ccstack.arg_types import on_off, port, repeat_limit, tool_list
 from ccstack.doctor import Check
 from ccstack.errors import StackError
 from ccstack.local_model import DEFAULT_MODEL
@@ -40,28 +41,6 @@ from ccstack.render import to_yaml
 from ccstack.state import DEFAULT_PROJECT, default_paths
 from ccstack.toolchain import describe as describe_toolchain
 from ccstack.traces import cli as traces_cli
-
-
-def _port(value: str) -> int:
-    port = int(value)
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{value}: not a TCP port")
-    return port
-
-
-def _on_off(value: str | None) -> bool | None:
-    """An `on|off` option: True, False, or None when not given (the mode decides)."""
-    return None if value is None else value == "on"
-
-
-def _tools(value: str) -> str:
-    """``default`` or a comma-separated list of tool names (as `claude --tools` takes them)."""
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if value.strip() == "default":
-        return "default"
-    if not names or not all(n.replace("_", "").isalnum() for n in names):
-        raise argparse.ArgumentTypeError(f"{value!r}: want tool names like Bash,Edit,Read,Write or 'default'")
-    return ",".join(names)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--agent-tools",
-            type=_tools,
+            type=tool_list,
             metavar="LIST|default",
             help="the built-in tools Claude Code offers in the sandbox, e.g. Bash,Edit,Read,Write "
             "(default: the mode's — local: Bash,Edit,Read,Write; others: the CLI's whole set = 'default')",
@@ -121,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
             choices=("on", "off"),
             help="Claude Code's background tasks (Bash run_in_background and the notifications that resume "
             "the agent); default: the mode's — local, pool and split: off, others: on",
+        )
+        p.add_argument(
+            "--repeat-limit",
+            type=repeat_limit,
+            metavar="N|off",
+            help="the proxy's repeat guard (CCPROXY_REPEAT_LIMIT): once the model has made the same tool "
+            "call with the same result N times in a row, the proxy ends the turn with a notice instead of "
+            "asking it again; default: the mode's — local, pool and split: 3, others: off",
         )
         p.add_argument(
             "--silent-turn-reminder",
@@ -176,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help="split: an rpc-server elsewhere (repeatable; a trusted network only: no authentication)",
         )
-        p.add_argument("--publish", type=_port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
+        p.add_argument("--publish", type=port, metavar="PORT", help="publish the proxy on 127.0.0.1:PORT")
         p.add_argument("-f", "--file", action="append", default=[], help="extra Compose file (repeatable)")
         p.add_argument(
             "--runtime",
@@ -223,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check Docker, images, ports, the model, the backend and a real tool call (+ fixes)"
     )
     p.add_argument("mode", nargs="?", choices=list(MODES), help="default: the running stack's, else local")
-    p.add_argument("--publish", type=_port, metavar="PORT", help="the port `up --publish` would use")
+    p.add_argument("--publish", type=port, metavar="PORT", help="the port `up --publish` would use")
     p.add_argument("--model", help="local: the model `up --model` would use (default: the running stack's)")
     p.add_argument("--json", action="store_true", help="the checks as JSON")
     p.add_argument("--no-probe", action="store_true", help="skip the tool-call probe (asks the model)")
@@ -249,8 +236,9 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         trace=args.trace,
         budget=spend_options.budget(args),
         agent_tools=args.agent_tools,
-        background_tasks=_on_off(args.background_tasks),
-        silent_turn_reminder=_on_off(args.silent_turn_reminder),
+        background_tasks=on_off(args.background_tasks),
+        silent_turn_reminder=on_off(args.silent_turn_reminder),
+        repeat_limit=args.repeat_limit,
         publish_port=args.publish,
         project=args.project,
         extra_files=tuple(os.path.abspath(f) for f in args.file),

@@ -58,6 +58,7 @@ class UpRequest:
     agent_tools: str | None = None  # the CLI's tools (comma-separated, or "default"); None: the mode's
     background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
     silent_turn_reminder: bool | None = None  # Claude Code's "the user hasn't heard…"; None: the mode's
+    repeat_limit: int | None = None  # the proxy's repeat guard (0: off); None: the mode's
     publish_port: int | None = None
     project: str = DEFAULT_PROJECT
     extra_files: tuple[str, ...] = ()
@@ -178,6 +179,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         agent_tools=req.agent_tools,
         background_tasks=req.background_tasks,
         silent_turn_reminder=req.silent_turn_reminder,
+        repeat_limit=req.repeat_limit,
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
         trace_dir=str(paths.state_dir / "traces") if req.trace else None,

@@ -67,6 +67,7 @@ class RenderOptions:
     agent_tools: str | None = None  # the CLI's tools (`claude --tools=`); None: the mode's; "default": all
     background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
     silent_turn_reminder: bool | None = None  # Claude Code's "the user hasn't heard…"; None: the mode's
+    repeat_limit: int | None = None  # the proxy's repeat guard (0: off); None: the mode's
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
@@ -122,6 +123,9 @@ def proxy_environment(mode: Mode, opts: RenderOptions) -> dict[str, str]:
     profile = opts.prompt_profile or mode.prompt_profile
     if profile:
         env["CCPROXY_PROMPT_PROFILE"] = profile
+    repeat_limit = mode.repeat_limit if opts.repeat_limit is None else opts.repeat_limit
+    if repeat_limit:
+        env["CCPROXY_REPEAT_LIMIT"] = str(repeat_limit)
     if has_key(mode, opts):
         env["CCPROXY_UPSTREAM_KEY_FILE"] = "/run/secrets/upstream_key"
     if mode.upstream_auth != "x-api-key":

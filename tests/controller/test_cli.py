@@ -86,6 +86,20 @@ def test_on_off_options_of_the_agent(option: str, value: str | None, expected: b
     assert getattr(cli._up_request(args), option.replace("-", "_")) is expected
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"), [([], None), (["--repeat-limit", "4"], 4), (["--repeat-limit", "off"], 0)]
+)
+def test_repeat_limit_option(argv: list[str], expected: int | None) -> None:
+    args = cli.build_parser().parse_args(["up", "local", *argv])
+    assert cli._up_request(args).repeat_limit == expected
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-3", "three", ""])
+def test_repeat_limit_option_rejects_what_is_not_a_limit(value: str) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["up", "local", "--repeat-limit", value])
+
+
 @pytest.mark.parametrize("value", ["", ",", "Bash;rm", "Bash(git *)"])
 def test_agent_tools_option_rejects_what_is_not_a_tool_list(value: str) -> None:
     with pytest.raises(SystemExit):

@@ -131,6 +131,24 @@ def test_prompt_profile_is_the_options_else_the_modes(
     assert env.get("CCPROXY_PROMPT_PROFILE") == expected
 
 
+@pytest.mark.parametrize(
+    ("mode", "repeat_limit", "expected"),
+    [
+        ("local", None, "3"),  # the local modes' (the task suite: no run escaped a 3-repeat loop)
+        ("local", 5, "5"),
+        ("local", 0, None),  # --repeat-limit off: the proxy's own default (off)
+        ("split", None, "3"),
+        ("openrouter", None, None),
+        ("openrouter", 4, "4"),
+    ],
+)
+def test_repeat_limit_is_the_options_else_the_modes(
+    mode: str, repeat_limit: int | None, expected: str | None
+) -> None:
+    env = services(mode, repeat_limit=repeat_limit)["proxy"]["environment"]
+    assert env.get("CCPROXY_REPEAT_LIMIT") == expected
+
+
 def test_traces_are_written_as_the_user_into_the_state_directory() -> None:
     proxy = services("local")["proxy"]
     assert "CCPROXY_TRACE_DIR" not in proxy["environment"]

@@ -54,6 +54,7 @@ def run_in_netns(
     prompt: str,
     claude_env: dict[str, str] | None = None,
     claude_args: list[str] | None = None,
+    proxy_args: list[str] | None = None,
 ) -> dict[str, Any]:
     workdir = tmp_path / "work"
     home = tmp_path / "home"
@@ -73,7 +74,7 @@ def run_in_netns(
         "upstream_key_file": str(key_file),
         "result": str(tmp_path / "result.json"),
         "claude_timeout": 240,
-        "extra_proxy_args": ["--trace-dir", str(tmp_path / "traces")],
+        "extra_proxy_args": ["--trace-dir", str(tmp_path / "traces"), *(proxy_args or [])],
         "claude_env": claude_env or {},
         "claude_args": claude_args or [],
     }
@@ -261,3 +262,34 @@ def test_the_local_modes_env_keeps_the_silent_turn_reminder_out_of_the_prompt(
         assert reminded == []
     else:
         assert reminded, "the control never got the reminder: the test no longer shows anything"
+
+
+def test_the_repeat_guard_ends_a_turn_stuck_on_one_failing_call(tmp_path: Path) -> None:
+    """The 0.5B model's loop, scripted: the same Edit of a file that does not exist, again and again.
+    With `--repeat-limit 3` (the stack's local modes) the proxy asks the upstream three times, then ends
+    the turn itself with its notice; the real CLI shows it as the answer and exits normally."""
+    require_prerequisites()
+    edit = {
+        "name": "Edit",
+        "arguments": {"file_path": "/nonexistent/cal.py", "old_string": "a - b", "new_string": "a + b"},
+    }
+    script = [{"tool_calls": [edit]}] * 6 + [{"text": "Done."}]
+    result = run_in_netns(
+        tmp_path,
+        script,
+        "Fix the bug in calc.py.",
+        claude_args=["--max-turns", "8"],
+        proxy_args=["--repeat-limit", "3"],
+    )
+    output = (result.get("stdout", "") + result.get("stderr", ""))[-3000:]
+    assert result.get("returncode") == 0, output
+    turns = main_requests(result)
+    assert len(turns) == 3, len(turns)  # the 4th request was answered by the proxy
+    events = [json.loads(line) for line in result["stdout"].splitlines() if line.startswith("{")]
+    final = [e for e in events if e.get("type") == "result"]
+    assert final, output
+    answer = final[-1].get("result", "")
+    assert answer.startswith("[ccproxy] Stopped: the model called Edit with the same arguments 3 times"), (
+        answer
+    )
+    assert final[-1].get("is_error") is False, final[-1]

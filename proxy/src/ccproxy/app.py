@@ -42,14 +42,14 @@ from ccproxy.config import Settings
 from ccproxy.errors import ApiError, ProxyError, UpstreamProtocolError
 from ccproxy.llama_server import LlamaServer
 from ccproxy.metrics import Metrics
-from ccproxy.model_map import is_side_payload
+from ccproxy.model_map import is_side_payload, models_answer
 from ccproxy.passthrough import Passthrough
 from ccproxy.plan import Session, UpstreamPlan, answer, count_body, fit, plan, session_key, stream_translator
 from ccproxy.prefill_log import PrefillLog
 from ccproxy.prefix_cache import PrefixCache
 from ccproxy.relay import StreamPump, StreamStats, Translator, reported_cost
 from ccproxy.request_body import read_body
-from ccproxy.responses import RelayResponse, http_exception, unexpected, until_disconnected
+from ccproxy.responses import RelayResponse, http_exception, local_response, unexpected, until_disconnected
 from ccproxy.session_stats import SessionStats, session_view
 from ccproxy.slots import SlotPool
 from ccproxy.tokens import count_offline, estimate_tokens
@@ -153,6 +153,8 @@ class Proxy:
         call.stream, call.upstream_model, call.slot = p.stream, p.upstream_model, p.slot
         call.queue, call.upstream_headers = p.queue, p.headers
         call.side = p.side
+        if p.local_answer is not None:
+            return self._answer_here(call, p)
         prompt_tokens: int | None = None
         if p.count_first and llama is not None:
             prompt_tokens = await llama.count(p.count_body)
@@ -182,6 +184,13 @@ class Proxy:
         cost = reported_cost(usage) if isinstance(usage, dict) else None
         self.accounting.finish(call, 200, usage=message.get("usage"), cost=cost)
         return JSONResponse(message)
+
+    def _answer_here(self, call: Call, p: UpstreamPlan) -> Response:
+        """The plan's own answer (the repeat guard's notice): nothing goes upstream."""
+        if self.tracer.enabled:
+            call.trace["local_answer"] = p.local_answer
+        self.accounting.finish(call, 200)
+        return local_response(p, message_id=new_id("msg"))
 
     async def _complete(self, call: Call, content: bytes) -> dict[str, Any]:
         """One non-streamed chat completion (waits for the slot first)."""
@@ -263,23 +272,12 @@ class Proxy:
                 return await self.passthrough.models()
         except ProxyError as err:
             return self.accounting.error_response(call, err)
-        names: list[str] = []
-        mm = self.settings.model_map
-        for name in (mm.default, mm.side, *(r.upstream for r in mm.rules)):
-            if name and name not in names:
-                names.append(name)
+        listed: object = None
         try:
             listed = await self.upstream.get_json("/models", deadline=HEALTH_TIMEOUT)
-            for entry in listed.get("data", []) if isinstance(listed, dict) else []:
-                if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"] not in names:
-                    names.append(entry["id"])
         except ProxyError as err:
             log.info("upstream /models unavailable: %s", err.message)
-        data = [
-            {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"} for n in names
-        ]
-        first, last = (names[0], names[-1]) if names else (None, None)
-        return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})
+        return JSONResponse(models_answer(self.settings.model_map, listed))
 
     async def health(self, request: Request) -> Response:
         body: dict[str, Any] = {

@@ -20,6 +20,7 @@ from ccproxy import __version__
 from ccproxy.config import FIELDS, ConfigError, Settings, load_settings
 from ccproxy.layout import LAYOUT_VERSION
 from ccproxy.profile import PROFILE_VERSION
+from ccproxy.repeat_guard import GUARD_VERSION
 from ccproxy.tool_grammar import GRAMMAR_VERSION
 
 HELP: dict[str, str] = {
@@ -50,6 +51,9 @@ HELP: dict[str, str] = {
     "request's tools, with schema-valid arguments; prose stays free) or off",
     "repeat_hint": "on: a reminder after the 2nd, 3rd... identical tool call in a row (small models "
     "repeat failing calls); off (default, until measured)",
+    "repeat_limit": "N: once the conversation ends with the results of the N-th identical tool call in a "
+    "row (same arguments, same results), answer the turn with a notice instead of asking the model "
+    "again; off (default)",
     "upstream_pool": "on: the upstream balances several llama-servers (ccstack pool mode): the session key "
     "travels as X-Claude-Code-Session-Id, no queue per slot, no prefix cache; off (default)",
     "side_max_tokens": "clamp max_tokens of side requests (titles, haiku) to this (default 256; off)",
@@ -120,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "full (the proxy's default; the stack's local-model modes run lean)"
     )
     log.info(
-        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s, prompt profile %s, tool grammar %s)%s",
+        "ccproxy %s on %s:%d -> %s (%s, %s, prompt layout %s, prompt profile %s, tool grammar %s, "
+        "repeat guard %s)%s",
         __version__,
         settings.host,
         settings.port,
@@ -130,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         layout if settings.upstream_kind == "openai" else "n/a",
         profile if settings.upstream_kind == "openai" else "n/a",
         GRAMMAR_VERSION if settings.tool_grammar == "on" else "off",
+        f"{GUARD_VERSION} at {settings.repeat_limit}" if settings.repeat_limit is not None else "off",
         "" if settings.token else " (no client token: loopback only)",
     )
     config = uvicorn.Config(

@@ -75,6 +75,10 @@ class Settings:
     repeat_hint: RepeatHint = "off"
     """openai kind: a reminder after the second (third, ...) identical tool call in a row
     (ccproxy.repeat_hint); off until the task suite shows it helps."""
+    repeat_limit: int | None = None
+    """openai kind: answer the turn with a notice instead of asking the model again once the
+    conversation ends with the results of the N-th identical call in a row, identical results included
+    (ccproxy.repeat_guard); None: off. The stack's local modes: 3."""
     upstream_pool: OnOff = "off"
     """llama-server features: the upstream is a load balancer over several llama-servers (ccstack's pool
     mode). Each request carries its session key in `X-Claude-Code-Session-Id` (the balancer hashes on
@@ -190,6 +194,7 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "tool_grammar": ("CCPROXY_TOOL_GRAMMAR", parse.on_off),
     "repeat_hint": ("CCPROXY_REPEAT_HINT", parse.on_off),
     "upstream_pool": ("CCPROXY_UPSTREAM_POOL", parse.on_off),
+    "repeat_limit": ("CCPROXY_REPEAT_LIMIT", parse.optional_int),
     "side_max_tokens": ("CCPROXY_SIDE_MAX_TOKENS", parse.optional_int),
     "prompt_layout": ("CCPROXY_PROMPT_LAYOUT", parse.prompt_layout),
     "prompt_profile": ("CCPROXY_PROMPT_PROFILE", parse.prompt_profile),
@@ -299,6 +304,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("read-timeout and connect-timeout must be > 0")
     if s.stream_start_wait < 0:
         raise ConfigError("stream-start-wait must be >= 0")
+    if s.repeat_limit is not None and s.repeat_limit < 2:
+        raise ConfigError(f"repeat-limit: must be >= 2 (or off), got {s.repeat_limit}")
     if s.side_max_tokens is not None and s.side_max_tokens < 1:
         raise ConfigError(f"side-max-tokens: must be >= 1 (or off), got {s.side_max_tokens}")
     if s.prefix_cache_min_tokens is not None and s.prefix_cache_min_tokens < 1:

@@ -39,6 +39,7 @@ __all__ = [
     "is_side_payload",
     "is_side_request",
     "model_family",
+    "models_answer",
     "side_kind",
 ]
 
@@ -160,3 +161,20 @@ def _has_output_format(req: MessagesRequest) -> bool:
     if req.output_config is not None and req.output_config.format is not None:
         return True
     return req.output_format is not None
+
+
+def models_answer(mapping: ModelMap, listed: object) -> dict[str, object]:
+    """``GET /v1/models``: the names the map routes to, then those the upstream lists (its ``/models``
+    answer, or None when it had none), once each, in Anthropic's list shape."""
+    names: list[str] = []
+    for name in (mapping.default, mapping.side, *(r.upstream for r in mapping.rules)):
+        if name and name not in names:
+            names.append(name)
+    entries = listed.get("data", []) if isinstance(listed, dict) else []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"] not in names:
+            names.append(entry["id"])
+    epoch = "1970-01-01T00:00:00Z"
+    data = [{"type": "model", "id": n, "display_name": n, "created_at": epoch} for n in names]
+    first, last = (names[0], names[-1]) if names else (None, None)
+    return {"data": data, "has_more": False, "first_id": first, "last_id": last}

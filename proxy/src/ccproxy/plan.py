@@ -16,7 +16,9 @@ The plan's stages, in order (each a small function below or in a pure module):
    ``tool_choice: "none"`` and (``--tool-grammar on``) a grammar that lets a call name only the
    request's tools, with schema-valid arguments (``tool_grammar``: a call is then decided by its first
    bytes, so it streams to the client as it is written, ``streamed_calls``); with ``--repeat-hint on``, a
-   reminder after each call that repeats the previous one exactly (``repeat_hint``).
+   reminder after each call that repeats the previous one exactly (``repeat_hint``); with
+   ``--repeat-limit N``, once the conversation ends with the N-th identical call and result in a row,
+   the proxy's own notice instead of another request (``repeat_guard``, ``local_answer``).
 4. **slot**: the session's main slot or the shared side slot (``id_slot``), and whether the prefix cache
    prepares it first. Behind a pool of llama-servers (``upstream_pool``) the session key travels as a
    header the balancer hashes on, so a session (and its side requests) stays on one server, where its
@@ -41,13 +43,14 @@ from ccproxy.errors import PromptTooLongError, from_upstream_payload
 from ccproxy.layout import PromptLayout
 from ccproxy.model_map import is_side_request
 from ccproxy.profile import PromptProfile
+from ccproxy.repeat_guard import notice, repeated_call
 from ccproxy.repeat_hint import with_repeat_hints
 from ccproxy.text_tool_calls import TextToolCallTranslator, rewrite_message
 from ccproxy.translate_request import RequestOptions, to_openai_request
 from ccproxy.translate_response import to_anthropic_message
 from ccproxy.translate_stream import StreamTranslator
 from ccproxy.types_anthropic import CountTokensRequest, MessagesRequest
-from ccproxy.types_events import MessageDict
+from ccproxy.types_events import MessageDict, StreamEvent
 from ccproxy.types_openai import ChatRequest
 
 if TYPE_CHECKING:  # types only: the modules that define them do I/O
@@ -64,6 +67,8 @@ __all__ = [
     "clamp_max_tokens",
     "count_body",
     "fit",
+    "local_completion",
+    "local_stream",
     "plan",
     "session_key",
     "stream_translator",
@@ -117,6 +122,8 @@ class UpstreamPlan:
     """Tool names whose calls the proxy recovers from text (empty: none)."""
     streamed_calls: bool
     """The recovered calls stream as they are written: the answer is under the tool grammar."""
+    local_answer: str | None
+    """The proxy answers the turn with this text itself; nothing goes upstream (the repeat guard)."""
     stop_sequences: tuple[str, ...]
     count_first: bool
     """Count the prompt exactly before sending (llama-server, context known): then ``fit``."""
@@ -189,6 +196,12 @@ def plan(
     if settings.repeat_hint == "on" and not side and "messages" in body:
         body["messages"] = with_repeat_hints(body["messages"])
 
+    # 3c. a turn stuck on one call ends with the proxy's notice (--repeat-limit N)
+    local_answer = None
+    if settings.repeat_limit is not None and not side and "messages" in body:
+        repeat = repeated_call(body["messages"], limit=settings.repeat_limit)
+        local_answer = notice(repeat) if repeat is not None else None
+
     # 4. slot
     slot: int | None = None
     if session.slots is not None and not elsewhere:
@@ -215,6 +228,7 @@ def plan(
         prepare_prefix=queue and llama and settings.prefix_cache_min_tokens is not None,
         text_tools=text_tools,
         streamed_calls="grammar" in body,
+        local_answer=local_answer,
         stop_sequences=tuple(req.stop_sequences or ()),
         count_first=llama and info is not None and info.n_ctx is not None,
         n_ctx=info.n_ctx if info is not None else None,
@@ -270,6 +284,19 @@ def stream_translator(
     if not p.text_tools:
         return base
     return TextToolCallTranslator(base, p.text_tools, streamed=p.streamed_calls)
+
+
+def local_completion(p: UpstreamPlan) -> dict[str, Any]:
+    """The plan's own answer (``local_answer``) as the chat completion a backend would have sent."""
+    message = {"role": "assistant", "content": p.local_answer or ""}
+    return {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+
+
+def local_stream(p: UpstreamPlan, *, message_id: str, input_tokens: int) -> list[StreamEvent]:
+    """The plan's own answer as the whole event stream of a streamed response."""
+    translator = StreamTranslator(model=p.reply_model, message_id=message_id, input_tokens=input_tokens)
+    chunk = {"choices": [{"index": 0, "delta": {"content": p.local_answer or ""}, "finish_reason": "stop"}]}
+    return translator.start() + translator.feed(chunk) + translator.finish()
 
 
 def answer(p: UpstreamPlan, completion: dict[str, Any], *, message_id: str) -> MessageDict:

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 
 from ccproxy.types_openai import AssistantMessage, ChatMessage, ToolMessage, UserMessage
 
-__all__ = ["HINT_VERSION", "with_repeat_hints"]
+__all__ = ["HINT_VERSION", "call_signature", "first_line", "is_tool_side", "with_repeat_hints"]
 
 HINT_VERSION = "repeat-1"
 _RESULT_CHARS = 240
 
 
-def _signature(message: AssistantMessage) -> tuple[tuple[str, str], ...] | None:
+def call_signature(message: AssistantMessage) -> tuple[tuple[str, str], ...] | None:
     """The message's calls as (name, canonical arguments); None when it makes no call."""
     calls = message.get("tool_calls") or []
     if not calls:
@@ -43,7 +43,7 @@ def _signature(message: AssistantMessage) -> tuple[tuple[str, str], ...] | None:
     return tuple(out)
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= _RESULT_CHARS else line[: _RESULT_CHARS - 1] + "…"
 
@@ -53,7 +53,7 @@ def hint(names: Sequence[str], times: int, results: Sequence[ToolMessage]) -> Us
     tools = ", ".join(dict.fromkeys(names))
     failed = [r for r in results if r["content"].startswith("Error")]
     outcome = (
-        f", and it failed each time ({_first_line(failed[0]['content'])})"
+        f", and it failed each time ({first_line(failed[0]['content'])})"
         if failed and len(failed) == len(results)
         else ""
     )
@@ -85,13 +85,13 @@ def with_repeat_hints(messages: Sequence[ChatMessage], *, after: int = 2) -> lis
         if message["role"] == "tool":
             results.append(message)
         elif message["role"] == "assistant":
-            signature = _signature(message)
+            signature = call_signature(message)
             times = times + 1 if signature is not None and signature == previous else 1
             previous = signature
             results = []
             if signature is not None and times >= after:
                 pending = ([name for name, _ in signature], times)
-        elif message["role"] == "user" and not _is_tool_side(message):
+        elif message["role"] == "user" and not is_tool_side(message):
             previous, times = None, 0  # the user spoke: a new attempt starts
         out.append(message)
     if pending is not None:
@@ -99,7 +99,7 @@ def with_repeat_hints(messages: Sequence[ChatMessage], *, after: int = 2) -> lis
     return out
 
 
-def _is_tool_side(message: UserMessage) -> bool:
+def is_tool_side(message: UserMessage) -> bool:
     """A user message that only carries what came with tool results (images, reminders), not the user."""
     content = message["content"]
     if isinstance(content, str):

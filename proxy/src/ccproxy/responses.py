@@ -16,10 +16,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ccproxy.errors import ApiError, NotFoundError, ProxyError
+from ccproxy.plan import UpstreamPlan, answer, local_completion, local_stream
 from ccproxy.raw_relay import RawRelay
 from ccproxy.relay import StreamPump
+from ccproxy.sse import encode_events
 
-__all__ = ["RelayResponse", "http_exception", "unexpected", "until_disconnected"]
+__all__ = ["RelayResponse", "http_exception", "local_response", "unexpected", "until_disconnected"]
 
 log = logging.getLogger("ccproxy")
 T = TypeVar("T")
@@ -57,6 +59,16 @@ async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> 
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def local_response(p: UpstreamPlan, *, message_id: str) -> Response:
+    """The plan's own answer (``local_answer``), streamed or not as the request asked."""
+    if not p.stream:
+        return JSONResponse(answer(p, local_completion(p), message_id=message_id))
+    body = encode_events(local_stream(p, message_id=message_id, input_tokens=0))
+    response = Response(body)
+    response.raw_headers = [*SSE_RAW_HEADERS, (b"content-length", str(len(body)).encode())]
+    return response
 
 
 class RelayResponse(StreamingResponse):
