@@ -22,6 +22,13 @@ def _s(value: object) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
+def _first(run: dict[str, Any]) -> str:
+    """A run's first-token time; without one, when and how its stream ended."""
+    if run.get("first_token_s") is not None or run.get("total_s") is None:
+        return _s(run.get("first_token_s"))
+    return f"none (stream ended after {run['total_s']:.1f} s without a delta)"
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         "| case | stack: `claude -p` | stack: interactive TUI | llama.cpp native `/v1/messages` |",
@@ -31,7 +38,7 @@ def markdown(results: dict[str, Any]) -> str:
         native = case.get("native") or {}
         lines.append(
             f"| ({case['case']}) {CASES[case['case']]} | {_s(case['print'].get('first_token_s'))} "
-            f"| {_s((case.get('tui') or {}).get('first_token_s'))} | {_s(native.get('first_token_s'))} |"
+            f"| {_s((case.get('tui') or {}).get('first_token_s'))} | {_first(native)} |"
         )
     up = results.get("up_first_ever_s")
     first = results["cases"][0]["print"].get("first_token_s") if results["cases"] else None
