@@ -17,6 +17,8 @@ A candidate is MODEL:PROFILE:TOOLS — MODEL a name of ``python -m ccstack.model
 ``1.5b`` are short for the Qwen2.5-Coder ones), PROFILE ``full`` or ``lean`` (the proxy's prompt
 profile), TOOLS ``grammar`` (text tool calls under ccproxy's tool grammar), ``text`` (without it) or
 ``grammar-hint`` (the grammar, and the proxy's reminder after a repeated call: ``--repeat-hint on``).
+Every candidate runs with the local mode's repeat guard (``--repeat-limit 3``: its name ends
+``+guard-1@3``) unless ``--repeat-limit 0``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ sys.path.insert(0, str(HERE))
 
 from catalog import Task, by_name  # noqa: E402
 from ccproxy.profile import PROFILE_VERSION  # noqa: E402
+from ccproxy.repeat_guard import GUARD_VERSION  # noqa: E402
 from ccproxy.repeat_hint import HINT_VERSION  # noqa: E402
 from ccproxy.tool_grammar import GRAMMAR_VERSION  # noqa: E402
+from ccstack.modes import LOCAL  # noqa: E402
 from harness.cli_stack import REPO, Stack, make_repo, parse_lines, print_mode_args  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "tasks"
@@ -57,22 +61,25 @@ class Candidate:
     model: str
     profile: str
     tools: str
+    repeat_limit: int = 0
+    """The proxy's repeat guard (`ccstack up --repeat-limit`); 0: off."""
 
     @classmethod
-    def parse(cls, spec: str) -> Candidate:
+    def parse(cls, spec: str, repeat_limit: int = 0) -> Candidate:
         try:
             model, profile, tools = spec.split(":")
         except ValueError:
             raise SystemExit(f"candidate {spec!r}: want MODEL:PROFILE:TOOLS (0.5b:lean:grammar)") from None
         if profile not in ("full", "lean") or tools not in ("grammar", "text", "grammar-hint"):
             raise SystemExit(f"candidate {spec!r}: PROFILE is full|lean, TOOLS is grammar|text|grammar-hint")
-        return cls(model, profile, tools)
+        return cls(model, profile, tools, repeat_limit)
 
     @property
     def name(self) -> str:
         """MODEL:PROFILE:TOOLS, and the grammar's version with it (results of two versions differ)."""
         version = f"/{GRAMMAR_VERSION}" if self.tools.startswith("grammar") else ""
         version += f"+{HINT_VERSION}" if self.tools.endswith("hint") else ""
+        version += f"+{GUARD_VERSION}@{self.repeat_limit}" if self.repeat_limit else ""
         return f"{self.model}:{self.profile}:{self.tools}{version}"
 
     @property
@@ -91,6 +98,7 @@ def up(candidate: Candidate) -> float:
     )
     return STACK.up(
         "local", "--model", candidate.model_name, "--prompt-profile", candidate.profile,
+        "--repeat-limit", str(candidate.repeat_limit or "off"),
         "-f", str(IMAGES), "-f", str(overlay), "--prewarm",
     )  # fmt: skip
 
@@ -147,6 +155,7 @@ def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_t
         "profile_version": PROFILE_VERSION if candidate.profile == "lean" else "full",
         "commit": COMMIT,
         "tools": candidate.tools,
+        "repeat_limit": candidate.repeat_limit,
         "task": task.name,
         "run": index,
         "max_turns": max_turns,
@@ -191,8 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run (then: failed)")
     parser.add_argument("--max-turns", type=int, default=8)
     parser.add_argument("--keep-up", action="store_true", help="leave the last candidate's stack running")
+    parser.add_argument(
+        "--repeat-limit",
+        type=int,
+        default=LOCAL.repeat_limit or 0,
+        help="the proxy's repeat guard for every candidate (default: the local mode's; 0: off)",
+    )
     args = parser.parse_args(argv)
-    candidates = [Candidate.parse(s) for s in args.candidates.split(",") if s.strip()]
+    candidates = [Candidate.parse(s, args.repeat_limit) for s in args.candidates.split(",") if s.strip()]
     tasks = by_name(args.tasks)
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = RESULTS / "runs.jsonl"
