@@ -6,7 +6,9 @@ every task runs N times, each in a fresh throwaway git repository, as
 
     ccstack claude REPO -p PROMPT --dangerously-skip-permissions --output-format stream-json --verbose
 
-and the task's verifier judges what the agent left behind. One JSON line per run goes to
+and the task's verifier judges what the agent left behind. Each run starts from a fresh agent state
+(no sessions, memory or files that earlier runs left under the CLI's project directory).
+One JSON line per run goes to
 ``bench/results/tasks/runs.jsonl`` as soon as the run ends (a rerun skips what is there: the suite can
 be stopped and resumed); each run's transcript is kept beside it. ``bench/tasks/report.py`` turns the
 lines into the table and plot.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -127,7 +130,18 @@ def summarize(transcript: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def fresh_agent_state() -> None:
+    """Every run starts from the same agent state. The CLI keeps sessions, memory and stray files per
+    project path, and every run's workdir is /workspace to it: without this a run would see what earlier
+    runs (of any candidate) left there — a MEMORY.md, files the model wrote into the memory directory."""
+    image = os.environ.get("DEBIAN_IMAGE", "debian:bookworm-slim")
+    volume = f"{STACK.project}_claude-state:/state"
+    command = ["docker", "run", "--rm", "--user", "0", "-v", volume, image, "rm", "-rf", "/state/projects"]
+    subprocess.run(command, check=True, capture_output=True)
+
+
 def run_once(candidate: Candidate, task: Task, index: int, timeout: float, max_turns: int) -> dict[str, Any]:
+    fresh_agent_state()
     where = STACK.work / "runs" / candidate.name.replace(":", "-").replace("/", "-") / f"{task.name}-{index}"
     repo = make_repo(task.files, where)
     args = ["claude", str(repo), *print_mode_args(task.prompt, "--max-turns", str(max_turns))]

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
             "the agent); default: the mode's — local, pool and split: off, others: on",
         )
         p.add_argument(
+            "--auto-memory",
+            choices=("on", "off"),
+            help="Claude Code's auto memory (one memory directory for every workdir: all are /workspace in "
+            "the sandbox); default: the mode's — local, pool and split: off, others: on",
+        )
+        p.add_argument(
             "--repeat-limit",
             type=repeat_limit,
             metavar="N|off",
@@ -239,6 +245,7 @@ def _up_request(args: argparse.Namespace) -> commands.UpRequest:
         background_tasks=on_off(args.background_tasks),
         silent_turn_reminder=on_off(args.silent_turn_reminder),
         repeat_limit=args.repeat_limit,
+        auto_memory=on_off(args.auto_memory),
         publish_port=args.publish,
         project=args.project,
         extra_files=tuple(os.path.abspath(f) for f in args.file),

@@ -59,6 +59,7 @@ class UpRequest:
     background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
     silent_turn_reminder: bool | None = None  # Claude Code's "the user hasn't heard…"; None: the mode's
     repeat_limit: int | None = None  # the proxy's repeat guard (0: off); None: the mode's
+    auto_memory: bool | None = None  # Claude Code's auto memory; None: the mode's
     publish_port: int | None = None
     project: str = DEFAULT_PROJECT
     extra_files: tuple[str, ...] = ()
@@ -180,6 +181,7 @@ def prepare(paths: Paths, req: UpRequest, environ: Mapping[str, str]) -> tuple[M
         background_tasks=req.background_tasks,
         silent_turn_reminder=req.silent_turn_reminder,
         repeat_limit=req.repeat_limit,
+        auto_memory=req.auto_memory,
         publish_port=req.publish_port,
         runtime=agent_runtime(paths.repo / "policies", req.runtime),
         trace_dir=str(paths.state_dir / "traces") if req.trace else None,

@@ -104,6 +104,11 @@ class Mode:
     # from you in a while…" to the next request. Off: CLAUDE_CODE_SILENT_TURN_REMINDER=0 — a small model
     # echoes it through Bash instead of doing the task (bench/tasks transcripts).
     silent_turn_reminder: bool = True
+    # Claude Code's auto memory (a memory directory per project, loaded into every later session). Off:
+    # CLAUDE_CODE_DISABLE_AUTO_MEMORY=1 — every workdir is /workspace in the sandbox, so all of them share
+    # one memory, and a small model writes its mistakes there (bench/tasks: a stale MEMORY.md sent the
+    # 0.5B model's first call to /workspace/memory/MEMORY.md in 10 of 18 runs).
+    auto_memory: bool = True
     # The proxy's prompt profile (CCPROXY_PROMPT_PROFILE) unless --prompt-profile says one; None: the
     # proxy's (full). The task suite (bench/results/tasks, 3 runs per task) has the 0.5B model at 2/18
     # runs with `full` and 3/18 with `lean`, whose saved prefix is also ~1 k tokens shorter.
@@ -158,6 +163,7 @@ LOCAL = Mode(
     agent_tools=LOCAL_AGENT_TOOLS,
     background_tasks=False,
     silent_turn_reminder=False,
+    auto_memory=False,
     prompt_profile="lean",
     repeat_limit=3,
 )

@@ -68,6 +68,7 @@ class RenderOptions:
     background_tasks: bool | None = None  # Claude Code's background tasks; None: the mode's
     silent_turn_reminder: bool | None = None  # Claude Code's "the user hasn't heard…"; None: the mode's
     repeat_limit: int | None = None  # the proxy's repeat guard (0: off); None: the mode's
+    auto_memory: bool | None = None  # Claude Code's auto memory; None: the mode's
     publish_port: int | None = None  # publish the proxy on 127.0.0.1:PORT
     chat_template: str | None = None  # local: a template in backends/llama-server/templates (no .jinja)
     llama_args: tuple[str, ...] = ()  # extra llama-server arguments
@@ -209,6 +210,9 @@ def sandbox_environment(mode: Mode, opts: RenderOptions, policies: Policies) -> 
     reminder = mode.silent_turn_reminder if opts.silent_turn_reminder is None else opts.silent_turn_reminder
     if not reminder:
         env["CLAUDE_CODE_SILENT_TURN_REMINDER"] = "0"
+    memory = mode.auto_memory if opts.auto_memory is None else opts.auto_memory
+    if not memory:
+        env["CLAUDE_CODE_DISABLE_AUTO_MEMORY"] = "1"
     if policies.egress.enabled:
         # pip, npm, curl and git read these: package registries through Squid's allowlist.
         env |= {

@@ -78,7 +78,7 @@ def test_agent_tools_option(value: str, expected: str) -> None:
     assert cli._up_request(args).agent_tools == expected
 
 
-@pytest.mark.parametrize("option", ["background-tasks", "silent-turn-reminder"])
+@pytest.mark.parametrize("option", ["background-tasks", "silent-turn-reminder", "auto-memory"])
 @pytest.mark.parametrize(("value", "expected"), [(None, None), ("on", True), ("off", False)])
 def test_on_off_options_of_the_agent(option: str, value: str | None, expected: bool | None) -> None:
     argv = [] if value is None else [f"--{option}", value]

@@ -149,6 +149,23 @@ def test_repeat_limit_is_the_options_else_the_modes(
     assert env.get("CCPROXY_REPEAT_LIMIT") == expected
 
 
+@pytest.mark.parametrize(
+    ("mode", "auto_memory", "expected"),
+    [
+        ("local", None, "1"),
+        ("local", True, None),
+        ("pool", None, "1"),
+        ("openrouter", None, None),
+        ("openrouter", False, "1"),
+    ],
+)
+def test_auto_memory_is_the_options_else_the_modes(
+    mode: str, auto_memory: bool | None, expected: str | None
+) -> None:
+    env = services(mode, auto_memory=auto_memory)["claude-sandbox"]["environment"]
+    assert env.get("CLAUDE_CODE_DISABLE_AUTO_MEMORY") == expected
+
+
 def test_traces_are_written_as_the_user_into_the_state_directory() -> None:
     proxy = services("local")["proxy"]
     assert "CCPROXY_TRACE_DIR" not in proxy["environment"]

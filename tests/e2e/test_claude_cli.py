@@ -293,3 +293,19 @@ def test_the_repeat_guard_ends_a_turn_stuck_on_one_failing_call(tmp_path: Path) 
         answer
     )
     assert final[-1].get("is_error") is False, final[-1]
+
+
+@pytest.mark.parametrize("disabled", [True, False], ids=["local-mode", "control-default"])
+def test_the_local_modes_env_turns_auto_memory_off(tmp_path: Path, disabled: bool) -> None:
+    """Claude Code's auto memory keeps a memory directory per project path and loads it into every later
+    session; in the sandbox every workdir is /workspace, so all share one, and a small model writes its
+    mistakes there (bench/tasks). The local mode's CLAUDE_CODE_DISABLE_AUTO_MEMORY=1 (ccstack.render)
+    takes the memory instructions out of the prompt; the control shows they come by default."""
+    require_prerequisites()
+    env = {"CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1"} if disabled else {}
+    result = run_in_netns(tmp_path, [{"text": "Hello."}], "Say hello.", claude_env=env)
+    assert result.get("returncode") == 0, (result.get("stdout", "") + result.get("stderr", ""))[-3000:]
+    turns = main_requests(result)
+    assert turns
+    prompt = json.dumps(turns[0]["body"], ensure_ascii=False)
+    assert ("persistent file-based memory" in prompt) is not disabled
