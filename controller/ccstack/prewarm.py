@@ -6,9 +6,9 @@ prefix cache): the first session ever processes and saves it, later sessions and
 in a second. Prewarming moves that first, slow time to `up`, where it shows progress:
 
 1. Run the sandbox's real CLI in its interactive mode (as `ccstack claude` does, through a
-   pseudo-terminal) on an empty throwaway workdir with a one-line prompt, then as `claude -p` (its
-   system text differs by a line, so it has a prefix of its own). Its first request is exactly
-   what a session sends: same CLI, settings, system prompt and tools. Its state (sessions, prompt
+   pseudo-terminal) on an empty throwaway workdir with a one-line prompt, then as `claude -p` and as
+   `claude -p --dangerously-skip-permissions` (each has a prefix of its own: RUNS). Its first request
+   is exactly what a session sends: same CLI, settings, system prompt and tools. Its state (sessions, prompt
    history) goes to a tmpfs, not to the agent's state volume.
 2. Watch the proxy's `ccproxy_prefix_cache_total` counter: once it reports the prefix restored, saved or
    already in the slot, stop the CLI (Ctrl-C), before anything is generated.
@@ -45,8 +45,16 @@ from ccstack.policy import load_policies
 from ccstack.state import Paths, State, load_state
 
 PROMPT = "Reply with the single word OK."
-RUNS = (("interactive", ("claude", PROMPT)), ("claude -p", ("claude", "-p", PROMPT)))
-"""The CLI's two ways of running: their prefixes differ (a line of the system text), so each is saved."""
+RUNS = (
+    ("interactive", ("claude", PROMPT)),
+    ("claude -p", ("claude", "-p", PROMPT)),
+    ("claude -p --dangerously-skip-permissions", ("claude", "-p", "--dangerously-skip-permissions", PROMPT)),
+)
+"""The CLI's ways of running, each with a prefix of its own: interactive and ``-p`` differ in the first
+line of the system text, and bypass permissions (how ``-p`` runs tools unattended) adds a note to the
+environment message and shortens the Bash tool's description (tests/fixtures/claude_code/
+permission_modes). The prompt layout leaves that note where the CLI puts it: moved next to the user's
+prompt, it steered the 0.5B model to `cat` and `sed` (bench/results/tasks/archive)."""
 _POLL = 2.0
 """Seconds between two reads of the proxy's counters."""
 READY = ("restored", "saved", "warm", "kept")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,6 @@ SESSION_DIRS = [SESSIONS / "day1", SESSIONS / "day2-after-commit", SESSIONS / "d
 EVERY_RECORDING = sorted(p.parent for p in FIXTURES.rglob("*-turn1.json"))
 STABLE = RequestOptions()
 OFF = RequestOptions(prompt_layout="off")
-LEAN = RequestOptions(prompt_profile="lean")
-# claude -p in default mode, with --dangerously-skip-permissions, and the TUI in auto mode (one sandbox)
-PERMISSION_MODES = FIXTURES / "permission_modes"
-BYPASS_NOTE = "While bypass permissions mode is active:"
-AUTO_NOTE = "While auto mode is active:"
 
 
 def raw(directory: Path, kind: str = "turn1") -> dict[str, Any]:
@@ -115,12 +109,9 @@ def test_facts_this_machine_cannot_vary_do_not_change_the_prefix(old: str, new: 
 
 @pytest.mark.parametrize("directory", EVERY_RECORDING, ids=lambda p: str(p.relative_to(FIXTURES)) or ".")
 def test_nothing_is_lost(directory: Path) -> None:
-    assert_nothing_lost(raw(directory))
-
-
-def assert_nothing_lost(body: dict[str, Any]) -> None:
     """Every line of the leading system text reaches the model, in the system message or, verbatim, in
     the reminder that opens the first user turn; only the reminder's heading and tags are added."""
+    body = raw(directory)
     upstream = translate(body)["messages"]
     system, first_user = upstream[0]["content"], upstream[1]["content"]
     assert upstream[1]["role"] == "user"
@@ -181,100 +172,13 @@ def test_the_reminder_of_a_recorded_session() -> None:
         " - Is a git repository: true\n"
         f"{os_line}\n"
         "\n"
-        "While bypass permissions mode is active:\n"
-        "\n"
-        "You can do much of your work through the Bash tool when it is the simpler route: "
-    )
-    assert (
-        "GNU and BSD/macOS.\n"
-        "\n"
         "Today's date is 2026-12-01.\n"
         "</system-reminder>\n"
         "\n"
         "<system-reminder>\n"
         "As you answer the user's questions, you can use the following context:\n"
         "# gitStatus\n"
-    ) in first_user
-
-
-# --- across permission modes ------------------------------------------------------------------------------
-
-
-def recorded(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads((PERMISSION_MODES / f"{name}.json").read_text())["body"]
-    return body
-
-
-def environment(body: dict[str, Any]) -> str:
-    """The text of Claude Code's environment message (a ``role: system`` message of ``messages``)."""
-    message = next(m for m in body["messages"] if m["role"] == "system")
-    return "\n".join(block["text"] for block in message["content"])
-
-
-def mode_note(body: dict[str, Any]) -> str:
-    """The permission mode's note of the environment message: its line and the paragraph after it."""
-    found = re.search(r"^While [A-Za-z ]+ mode is active:\n\n[^\n]+", environment(body), re.M)
-    return found.group(0) if found else ""
-
-
-def without_note(body: dict[str, Any], note: str) -> dict[str, Any]:
-    """The recorded request as that mode would send it without its note (the TUI in default mode)."""
-    assert note
-    return with_env_line(body, json.dumps("\n\n" + note)[1:-1], "")
-
-
-def test_the_recordings_differ_by_permission_mode() -> None:
-    default, bypass, auto = (recorded(n) for n in ("print-default", "print-bypass", "interactive-auto"))
-    assert mode_note(default) == ""
-    assert mode_note(bypass).startswith(BYPASS_NOTE + "\n\nYou can do much of your work through the Bash")
-    assert mode_note(auto) == mode_note(bypass).replace(BYPASS_NOTE, AUTO_NOTE)
-    assert prefix(translate(default, OFF)) != prefix(translate(bypass, OFF))
-
-
-@pytest.mark.parametrize("opts", [STABLE, LEAN], ids=["full", "lean"])
-def test_the_system_text_is_byte_identical_in_every_permission_mode(opts: RequestOptions) -> None:
-    default, bypass, auto = (recorded(n) for n in ("print-default", "print-bypass", "interactive-auto"))
-    assert translate(default, opts)["messages"][0] == translate(bypass, opts)["messages"][0]
-    system = translate(auto, opts)["messages"][0]
-    assert "mode is active" not in system["content"]
-    assert system == translate(with_env_line(auto, AUTO_NOTE, BYPASS_NOTE), opts)["messages"][0]
-    assert system == translate(without_note(auto, mode_note(auto)), opts)["messages"][0]
-
-
-def test_system_and_tools_are_byte_identical_in_every_permission_mode_with_the_lean_profile() -> None:
-    """The recorded -p requests in default and bypass mode share their whole prefix; the TUI (its own
-    identity line and session guidance) shares it across its modes, and the tools with -p."""
-    default, bypass, auto = (recorded(n) for n in ("print-default", "print-bypass", "interactive-auto"))
-    assert prefix(translate(default, LEAN)) == prefix(translate(bypass, LEAN))
-    assert prefix(translate(auto, LEAN)) == prefix(translate(without_note(auto, mode_note(auto)), LEAN))
-    assert translate(auto, LEAN)["tools"] == translate(bypass, LEAN)["tools"]
-    assert b"mode is active" not in prefix(translate(auto, LEAN))
-
-
-@pytest.mark.parametrize("name", ["print-bypass", "interactive-auto"])
-def test_the_permission_mode_note_moves_verbatim_into_the_first_user_turn(name: str) -> None:
-    body = recorded(name)
-    note = mode_note(body)
-    first_user = translate(body)["messages"][1]["content"]
-    block = first_user.split("\n</system-reminder>", 1)[0]
-    assert block.startswith("<system-reminder>\n" + REMINDER_HEADING)
-    assert "\n\n" + note + "\n\n" in block
-    assert all(line in first_user for line in note.split("\n"))
-
-
-@pytest.mark.parametrize("name", ["print-default", "print-bypass", "interactive-auto"])
-def test_nothing_is_lost_in_any_permission_mode(name: str) -> None:
-    assert_nothing_lost(recorded(name))
-
-
-@pytest.mark.parametrize("name", ["print-default", "print-bypass", "interactive-auto"])
-def test_off_keeps_the_permission_mode_note_in_place(name: str) -> None:
-    body = recorded(name)
-    env = environment(body)
-    upstream = translate(body, OFF)["messages"]
-    assert upstream[0]["content"].endswith("\n\n" + env)
-    assert mode_note(body) in env
-    assert "mode is active" not in upstream[1]["content"]
+    )
 
 
 # --- the line rules ---------------------------------------------------------------------------------------
@@ -348,28 +252,6 @@ def test_split_moves_the_varying_lines_and_keeps_the_rest_byte_for_byte() -> Non
             ("gitStatus: snapshot\nCurrent branch: main\n\nStatus:\nM a.py",),
         ),
         ("Today's date is tomorrow.", "Today's date is tomorrow.", ()),
-        (
-            "A\n\nWhile auto mode is active:\n\nUse Bash.\n\n# Next\nB",
-            "A\n\n# Next\nB",
-            ("While auto mode is active:\n\nUse Bash.",),
-        ),
-        (
-            "A\nWhile bypass permissions mode is active:\nUse Bash.\n\n# Next\nB",
-            "A\n\n# Next\nB",
-            ("While bypass permissions mode is active:\nUse Bash.",),
-        ),
-        (
-            "A\n\nWhile auto mode is active:\n\nUse Bash.\n## Sub\nC\n\nToday's date is 2026-01-02.",
-            "A",
-            ("While auto mode is active:\n\nUse Bash.\n## Sub\nC\n\nToday's date is 2026-01-02.",),
-        ),
-        (
-            " - Platform: x\n\nWhile auto mode is active:\n\nUse Bash.\n",
-            " - Platform: x\n",
-            ("While auto mode is active:\n\nUse Bash.",),
-        ),
-        ("While auto mode is active, use Bash.\nB", "While auto mode is active, use Bash.\nB", ()),
-        ("A\n While auto mode is active:\nB", "A\n While auto mode is active:\nB", ()),
     ],
 )
 def test_line_rules(text: str, stable: str, runs: tuple[str, ...]) -> None:

@@ -14,7 +14,6 @@ from ccproxy import profile
 from ccproxy.profile import (
     CONTEXT_REMINDER,
     DESCRIPTION_BUDGET,
-    DROPPED_ITEM,
     PROFILE_VERSION,
     lean_context_text,
     lean_description,
@@ -97,7 +96,7 @@ MAIN_REQUESTS = [p for p in EVERY_REQUEST if messages_request(p)]
 
 def test_there_are_recordings() -> None:
     assert len(MAIN_REQUESTS) >= 9
-    assert PROFILE_VERSION == "lean-3"
+    assert PROFILE_VERSION == "lean-2"
 
 
 @pytest.mark.parametrize("path", MAIN_REQUESTS, ids=lambda p: str(p.relative_to(FIXTURES)))
@@ -195,70 +194,6 @@ def test_lean_description_rules() -> None:
     headed = "Does X.\n\n## When to use\n\n" + "z" * 700
     assert lean_description(headed) == "Does X."  # no dangling heading
     assert lean_description("# Tool\n\nDoes Y.\n\n" + "w" * 700) == "# Tool\n\nDoes Y."
-
-
-PERMISSION_MODES = ["print-default", "print-bypass", "interactive-auto"]
-AVOID_ITEM = (
-    "- IMPORTANT: Avoid using this tool to run `cat`, `head`, `tail`, `sed`, `awk`, or `echo` commands, "
-    "unless explicitly instructed or after you have verified that a dedicated tool cannot accomplish your "
-    "task. Instead, use the appropriate dedicated tool as this will provide a much better experience for "
-    "the user."
-)
-
-
-def bash_description(upstream: dict[str, Any]) -> str:
-    (tool,) = [t for t in upstream["tools"] if t["function"]["name"] == "Bash"]
-    description: str = tool["function"]["description"]
-    return description
-
-
-def recorded(name: str) -> dict[str, Any]:
-    return load(FIXTURES / "permission_modes" / f"{name}.json")
-
-
-def test_claude_code_drops_the_avoid_item_in_bypass_and_auto_mode() -> None:
-    """The recordings: only default mode's Bash description has the item; without it, it is bypass's."""
-    requests = {name: bash_description(translate(recorded(name), FULL)) for name in PERMISSION_MODES}
-    assert ("\n" + AVOID_ITEM + "\n") in requests["print-default"]
-    assert requests["print-default"].replace(AVOID_ITEM + "\n", "") == requests["print-bypass"]
-    assert requests["interactive-auto"] == requests["print-bypass"]
-
-
-@pytest.mark.parametrize("name", PERMISSION_MODES)
-def test_full_keeps_the_bash_description_as_sent(name: str) -> None:
-    body = recorded(name)
-    (sent,) = [t["description"] for t in body["tools"] if t["name"] == "Bash"]
-    assert bash_description(translate(body, FULL)) == sent
-
-
-def test_the_lean_tools_are_byte_identical_in_every_permission_mode() -> None:
-    tools = {compact(translate(recorded(name), LEAN)["tools"]) for name in PERMISSION_MODES}
-    assert len(tools) == 1
-    bash = bash_description(translate(recorded("print-default"), LEAN))
-    assert "IMPORTANT: Avoid using this tool" not in bash
-    assert "\n- Command output is displayed to you, not reliably to the user.\n" in bash
-    assert bash.endswith(
-        "\n- `timeout` is in milliseconds: default 120000, max 600000 for a foreground command."
-    )
-
-
-def test_lean_description_drops_the_avoid_item() -> None:
-    item = DROPPED_ITEM + "`cat` commands."
-    assert AVOID_ITEM.startswith(DROPPED_ITEM)
-    assert lean_description(f"Runs X.\n\n- a\n{item}\n- b") == "Runs X.\n\n- a\n- b"
-    assert lean_description(f"Runs X.\n\n{item}\n\nMore.") == "Runs X.\n\nMore."  # no doubled blank
-    assert lean_description(f"Runs X.\n\n{item}") == "Runs X."  # no trailing blank
-    assert lean_description(f"Runs X.\n\n- a\n{item}") == "Runs X.\n\n- a"
-    for kept in (
-        f"Runs X.\n\n```\n{item}\n```",  # inside a fence
-        f"Runs X.\n\n  {item}",  # not at the start of the line
-        "Runs X.\n- IMPORTANT: Avoid using this tool for edits.",
-        "Runs X.\n- IMPORTANT: Never skip hooks.",
-    ):
-        assert lean_description(kept) == kept
-    long = "Runs X.\n\n" + "\n".join(f"- note {i} " + "n" * 90 for i in range(9))
-    with_item = long.replace("\n- note 2 ", f"\n{item}\n- note 2 ")
-    assert lean_description(with_item) == lean_description(long)  # dropped before the cut
 
 
 def test_lean_system_text_rules() -> None:

@@ -3,18 +3,15 @@
 A chat template renders the system message first and the tools right after it, so every byte of the
 system text sits in front of ~64 k characters of tool definitions. Claude Code's system text carries
 facts that change between sessions of one workdir (today's date, the OS version) and between workdirs
-(the working directory, whether it is a git repository), about a third of the way in, and the
-permission mode the session runs in (``--dangerously-skip-permissions``, the TUI's auto mode) near its
-end: without this layout a new day, a kernel update, another repository or another permission mode
-re-prefills nearly the whole prompt.
+(the working directory, whether it is a git repository), about a third of the way in: without this
+layout a new day, a kernel update or another repository re-prefills nearly the whole prompt.
 
 Layout ``stable`` (version :data:`LAYOUT_VERSION`) takes those lines out of the leading system text,
 verbatim and complete, and puts them into one ``<system-reminder>`` at the start of the first user
 turn, where Claude Code already puts the git status, CLAUDE.md and memory. The system text and the tools
-then form a byte-identical prefix across sessions, days, commits, repositories and permission modes
-(the sandbox mounts every workdir at /workspace). Nothing is dropped or rewritten; later turns repeat
-the first user turn unchanged, so the in-conversation cache stays hot. Layout ``off`` leaves the text
-as it is.
+then form a byte-identical prefix across sessions, days, commits and repositories (the sandbox mounts
+every workdir at /workspace). Nothing is dropped or rewritten; later turns repeat the first user turn
+unchanged, so the in-conversation cache stays hot. Layout ``off`` leaves the text as it is.
 
 Lines moved (matched per line; everything else stays in place, byte for byte):
 - environment bullets `` - Primary working directory: …``, `` - Is a git repository: …``,
@@ -24,12 +21,7 @@ Lines moved (matched per line; everything else stays in place, byte for byte):
 - date lines ``Today's date is YYYY-MM-DD.`` and ``The UTC date is YYYY-MM-DD. …`` (with a ``# currentDate``
   heading right above one);
 - a ``gitStatus:`` or ``# gitStatus`` section (older CLIs put it in the system prompt) up to the end of
-  that part of the system text;
-- a permission mode's note, ``While bypass permissions mode is active:`` / ``While auto mode is active:``
-  (any ``While … mode is active:`` line) and what follows it up to the next ``# `` heading or the end of
-  that part (blank lines right before the heading stay). Claude Code writes it into the environment
-  message in those modes only (default mode has none); the lean profile's rule 5 evens out the Bash
-  tool's description, which differs between the modes as well.
+  that part of the system text.
 A blank line left doubled or trailing by a removal goes with it.
 """
 
@@ -54,7 +46,7 @@ __all__ = [
 ]
 
 PromptLayout = Literal["stable", "off"]
-LAYOUT_VERSION = "stable-2"
+LAYOUT_VERSION = "stable-1"
 """Changes whenever the layout would render a recorded request differently (saved caches keyed by it)."""
 
 MOVED_BULLETS = (
@@ -71,8 +63,6 @@ _NESTED = "  - "
 _DATE = re.compile(r"(?:Today's date is|The UTC date is) \d{4}-\d{2}-\d{2}\b")
 _DATE_HEADING = "# currentDate"
 _GIT_STATUS = ("gitStatus:", "# gitStatus")
-_MODE_NOTE = re.compile(r"While [A-Za-z ]+ mode is active:")
-_HEADING = "# "
 REMINDER_HEADING = "# Environment of this session"
 
 
@@ -84,26 +74,13 @@ class MovedText:
     runs: tuple[str, ...]
 
 
-def _note_end(lines: Sequence[str], start: int) -> int:
-    """Where a permission mode's note opening at ``start`` ends: at the next ``# `` heading or the end of
-    the part, before the blank lines right above that heading (they stay, tidied like any other)."""
-    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith(_HEADING)), len(lines))
-    while lines[end - 1] == "":
-        end -= 1
-    return end
-
-
 def _marks(lines: Sequence[str]) -> list[bool]:
     """Which lines move. Dispatches on a line's first character (the hot path runs it over the whole
     system text on every request): bullets start with a space, dates with ``T``, git status with ``g``
-    or ``#``, a permission mode's note with ``W``; any other line cannot move and ends a moved bullet's
-    nested items."""
+    or ``#``; any other line cannot move and ends a moved bullet's nested items."""
     moved = [False] * len(lines)
     parent_moved = False
-    note_end = 0  # the lines before it belong to a permission mode's note
     for i, line in enumerate(lines):
-        if i < note_end:
-            continue
         first = line[:1]
         if first == " ":
             if line.startswith(_NESTED):
@@ -122,9 +99,6 @@ def _marks(lines: Sequence[str]) -> list[bool]:
         elif (first == "g" or first == "#") and line.startswith(_GIT_STATUS):
             moved[i:] = [True] * (len(lines) - i)
             break
-        elif first == "W" and _MODE_NOTE.fullmatch(line):
-            note_end = _note_end(lines, i)
-            moved[i:note_end] = [True] * (note_end - i)
     return moved
 
 

@@ -33,7 +33,7 @@ Message rule (user turns; nothing is dropped):
    ``# Git status``. Small models took the identifier for a path: the task suite's transcripts have
    ``Edit /workspace/gitStatus`` and ``Read gitStatus`` in 10 of 78 runs, with both models.
 
-Tool-description rules (every tool; the name and the input schema are not touched):
+Tool-description rule (every tool; the name and the input schema are not touched):
 
 3. A description longer than :data:`DESCRIPTION_BUDGET` characters is cut to the budget: its first
    paragraph (a leading markdown heading counts with it), then whole further paragraphs (blocks apart
@@ -45,12 +45,6 @@ Tool-description rules (every tool; the name and the input schema are not touche
    (it would introduce what was cut) goes too. The first paragraph of Claude Code's tool descriptions
    says what the tool does; the rest is usage detail, most of it also in the schema's property
    descriptions, which stay.
-5. Before rule 3, the line ``- IMPORTANT: Avoid using this tool to run `cat`, `head`, …`` (starting with
-   :data:`DROPPED_ITEM`; a list item of the Bash tool's usage notes, outside a fence) is dropped.
-   Claude Code itself leaves it out in its bypass and auto permission modes, which say instead, in the
-   environment message (that the layout moves after the prefix), that Bash is fine for such work;
-   without it the lean Bash description is byte-identical in every permission mode (the cut of rule 3
-   would otherwise keep other lines), so one saved prefix serves them all.
 """
 
 from __future__ import annotations
@@ -64,7 +58,6 @@ __all__ = [
     "CONTEXT_REMINDER",
     "DESCRIPTION_BUDGET",
     "DROPPED_BULLETS",
-    "DROPPED_ITEM",
     "DROPPED_SECTIONS",
     "PROFILE_VERSION",
     "PromptProfile",
@@ -76,7 +69,7 @@ __all__ = [
 ]
 
 PromptProfile = Literal["full", "lean"]
-PROFILE_VERSION = "lean-3"
+PROFILE_VERSION = "lean-2"
 """Changes whenever the lean profile would render a recorded request differently."""
 
 DESCRIPTION_BUDGET = 600
@@ -86,7 +79,6 @@ DROPPED_BULLETS = (
     " - Claude Code is available as ",
     " - Fast mode for Claude Code ",
 )
-DROPPED_ITEM = "- IMPORTANT: Avoid using this tool to run "
 CONTEXT_REMINDER = (
     "<system-reminder>\nAs you answer the user's questions, you can use the following context:\n"
 )
@@ -204,33 +196,9 @@ def _dangling(line: str) -> bool:
     return stripped.startswith("#") or stripped.endswith(":")
 
 
-def _without_dropped_item(description: str) -> str:
-    """Rule 5: the description without the line of :data:`DROPPED_ITEM` (outside fences)."""
-    if DROPPED_ITEM not in description:
-        return description
-    kept: list[str] = []
-    fenced = dropped = False
-    for line in description.split("\n"):
-        if line.lstrip().startswith(_FENCE):
-            fenced = not fenced
-        if not fenced and line.startswith(DROPPED_ITEM):
-            dropped = True
-            continue
-        if dropped and line == "" and (not kept or kept[-1] == ""):
-            dropped = False
-            continue  # the removal would leave a doubled (or leading) blank line
-        dropped = False
-        kept.append(line)
-    while dropped and kept and kept[-1] == "":
-        kept.pop()  # the removal would leave trailing blank lines
-    return "\n".join(kept)
-
-
 def lean_description(description: str, budget: int = DESCRIPTION_BUDGET) -> str:
-    """Rules 5 and 3: without the dropped item, then leading paragraphs, then whole lines, within the
-    budget (at least the first paragraph, sentence-cut if too long); no heading or introducing line
-    left dangling at the end."""
-    description = _without_dropped_item(description)
+    """Rule 3: leading paragraphs, then whole lines, within the budget (at least the first paragraph,
+    sentence-cut if too long); no heading or introducing line left dangling at the end."""
     if len(description) <= budget:
         return description
     blocks = _paragraphs(description)
