@@ -334,8 +334,7 @@ def run(args: argparse.Namespace) -> int:
         case "logs":
             return commands.logs(paths, args.services, follow=args.follow, tail=args.tail)
         case "down":
-            commands.down(paths, volumes=args.volumes)
-            print("stack down")
+            print(commands.down(paths, volumes=args.volumes, project=args.project))
             return 0
         case "build":
             build_args = dict(kv.split("=", 1) for kv in args.build_arg)

@@ -261,9 +261,19 @@ def up(paths: Paths, req: UpRequest, environ: Mapping[str, str] | None = None) -
     return Started(state, tuple(warnings), (notice,) if notice else ())
 
 
-def down(paths: Paths, *, volumes: bool = False) -> None:
+def down(paths: Paths, *, volumes: bool = False, project: str | None = None) -> str:
+    """Stop and remove the stack (and with ``volumes`` its named volumes); what was done, in words. A
+    stack that is not up has nothing to stop, but ``--volumes`` still forgets its volumes (`project`'s)."""
     check_docker()
-    state = load_state(paths)
+    try:
+        state = load_state(paths)
+    except StackError:
+        if not (volumes and project):
+            raise
+        removed = remove_project_volumes(project)
+        return f"the stack was not up; removed {len(removed)} volume(s) of project {project}: " + (
+            ", ".join(removed) or "none"
+        )
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
     # With the agent's profile, so its one-off containers and its state volume are part of the project.
     everything = dataclasses.replace(state, profiles=[*state.profiles, "agent"])
@@ -271,6 +281,23 @@ def down(paths: Paths, *, volumes: bool = False) -> None:
     for f in (paths.token, paths.state_file):
         f.unlink(missing_ok=True)
     remove_dotenv(paths)
+    return "stack down"
+
+
+def remove_project_volumes(project: str) -> list[str]:
+    """Remove the named volumes Compose made for ``project`` (found by its project label)."""
+    import docker
+    import docker.errors
+
+    client = docker.from_env(timeout=30)
+    names = []
+    for volume in client.volumes.list(filters={"label": f"com.docker.compose.project={project}"}):
+        try:
+            volume.remove()
+        except docker.errors.APIError as exc:
+            raise StackError(f"volume {volume.name} could not be removed: {exc.explanation or exc}") from None
+        names.append(volume.name)
+    return sorted(names)
 
 
 def logs(paths: Paths, services: Sequence[str], *, follow: bool = False, tail: int | None = None) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from ccstack import commands
+from ccstack.errors import StackError
 from ccstack.modes import SpendBudget
 from ccstack.overlay import plain
 from ccstack.state import REPO, Paths
@@ -112,3 +113,41 @@ def test_split_flags_reach_llama_server(tmp_path: Path) -> None:
         commands.prepare(
             Paths(repo=REPO, state_dir=tmp_path), commands.UpRequest(mode="split", rpc=("a",)), {}
         )
+
+
+class _Volume:
+    def __init__(self, name: str, removed: list[str]) -> None:
+        self.name = name
+        self._removed = removed
+
+    def remove(self) -> None:
+        self._removed.append(self.name)
+
+
+def test_down_volumes_of_a_stack_that_is_not_up_still_forgets_its_volumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ccstack down` then `ccstack down --volumes`: nothing to stop, but the volumes (the agent's state,
+    llama-server's slot files) go, found by the project's Compose label; without --volumes: not up."""
+    import docker
+
+    removed: list[str] = []
+    asked: list[object] = []
+
+    class Volumes:
+        def list(self, filters: dict[str, str]) -> list[_Volume]:
+            asked.append(filters)
+            return [_Volume("p1_llama-slots", removed), _Volume("p1_claude-state", removed)]
+
+    class Client:
+        volumes = Volumes()
+
+    monkeypatch.setattr(commands, "check_docker", lambda: None)
+    monkeypatch.setattr(docker, "from_env", lambda timeout: Client())
+    paths = Paths(repo=REPO, state_dir=tmp_path)
+    said = commands.down(paths, volumes=True, project="p1")
+    assert asked == [{"label": "com.docker.compose.project=p1"}]
+    assert removed == ["p1_llama-slots", "p1_claude-state"]
+    assert said == "the stack was not up; removed 2 volume(s) of project p1: p1_claude-state, p1_llama-slots"
+    with pytest.raises(StackError, match="not up"):
+        commands.down(paths, volumes=False, project="p1")
