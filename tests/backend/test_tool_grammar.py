@@ -58,16 +58,24 @@ def test_llama_server_parses_the_grammar_of_every_recorded_tool_set(llama: Llama
     assert r.status_code == 200, r.text[:500]
 
 
+def client(proxy: Ccproxy) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=900)
+
+
+def run_tests_request(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The greedy "run the tests" request, as keyword arguments of ``messages.create`` / ``.stream``."""
+    return {
+        "model": "claude-opus-4-8",
+        "max_tokens": 160,
+        "system": "You are a coding agent. Use the tools to act on files and run commands.",
+        "tools": tools,
+        "messages": [{"role": "user", "content": RUN_TESTS}],
+        "extra_body": {"temperature": 0},
+    }
+
+
 def ask(proxy: Ccproxy, tools: list[dict[str, Any]]) -> anthropic.types.Message:
-    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=900)
-    return client.messages.create(
-        model="claude-opus-4-8",
-        max_tokens=160,
-        system="You are a coding agent. Use the tools to act on files and run commands.",
-        tools=tools,  # type: ignore[arg-type]
-        messages=[{"role": "user", "content": RUN_TESTS}],
-        extra_body={"temperature": 0},
-    )
+    return client(proxy).messages.create(**run_tests_request(tools))
 
 
 def test_grammar_turns_a_made_up_call_into_a_valid_call(
@@ -96,16 +104,8 @@ def test_a_constrained_call_streams_while_the_model_writes_it(proxy: Ccproxy) ->
     many fragments as the model writes them (not in one piece at the end), and they add up to the
     same schema-valid call."""
     tools = [short(t) for t in recorded_tools("cli") if t["name"] in ("Bash", "Edit", "Read", "Write")]
-    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused-local", max_retries=0, timeout=900)
     kinds: list[str] = []
-    with client.messages.stream(
-        model="claude-opus-4-8",
-        max_tokens=160,
-        system="You are a coding agent. Use the tools to act on files and run commands.",
-        tools=tools,  # type: ignore[arg-type]
-        messages=[{"role": "user", "content": RUN_TESTS}],
-        extra_body={"temperature": 0},
-    ) as stream:
+    with client(proxy).messages.stream(**run_tests_request(tools)) as stream:
         for event in stream:
             if event.type == "content_block_start":
                 kinds.append(f"start:{event.content_block.type}")

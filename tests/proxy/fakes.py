@@ -323,3 +323,18 @@ def stop_word_completion(request: httpx.Request) -> httpx.Response:
     return httpx.Response(
         200, json=completion({"role": "assistant", "content": "one two "}, __verbose=verbose)
     )
+
+
+def assembled(events: list[dict[str, Any]]) -> Any:
+    """The message the official Anthropic SDK assembles from these stream events (its own code)."""
+    from anthropic.lib.streaming._messages import accumulate_event
+
+    snapshot: Any = None
+    json_bufs: dict[int, bytes] = {}
+    for event in events:
+        snapshot = accumulate_event(
+            event=json.loads(json.dumps(event)),
+            current_snapshot=snapshot,
+            json_bufs=json_bufs,  # type: ignore[arg-type]
+        )
+    return snapshot

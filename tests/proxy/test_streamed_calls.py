@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 from ccproxy.streamed_calls import CallPart, CallStart, StreamedCalls, StreamPiece
 from ccproxy.text_tool_calls import TextToolCallTranslator, ToolCall, split_tool_calls
 from ccproxy.translate_stream import StreamTranslator
+from fakes import assembled
 
 pytestmark = pytest.mark.unit
 
@@ -126,14 +126,7 @@ def translate(chunks: list[dict[str, Any]]) -> tuple[list[list[dict[str, Any]]],
     per_chunk = [translator.start()]
     per_chunk += [translator.feed(c) for c in chunks]
     per_chunk.append(translator.finish())
-    snapshot: Any = None
-    json_bufs: dict[int, bytes] = {}
-    for event in (e for events in per_chunk for e in events):
-        snapshot = accumulate_event(
-            event=json.loads(json.dumps(event)),
-            current_snapshot=snapshot,
-            json_bufs=json_bufs,  # type: ignore[arg-type]
-        )
+    snapshot = assembled([e for events in per_chunk for e in events])
     assert isinstance(snapshot, Message)
     return per_chunk, snapshot
 

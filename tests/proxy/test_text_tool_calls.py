@@ -3,11 +3,9 @@ text, and text streams as soon as it cannot start a call."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 from ccproxy.text_tool_calls import (
     ChunkRewriter,
@@ -18,6 +16,7 @@ from ccproxy.text_tool_calls import (
     split_tool_calls,
 )
 from ccproxy.translate_stream import StreamTranslator
+from fakes import assembled
 
 pytestmark = pytest.mark.unit
 
@@ -135,14 +134,7 @@ def translate(chunks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Messa
     for c in chunks:
         events += translator.feed(c)
     events += translator.finish()
-    snapshot: Any = None
-    json_bufs: dict[int, bytes] = {}
-    for event in events:
-        snapshot = accumulate_event(
-            event=json.loads(json.dumps(event)),
-            current_snapshot=snapshot,
-            json_bufs=json_bufs,  # type: ignore[arg-type]
-        )
+    snapshot = assembled(events)
     assert isinstance(snapshot, Message)
     return events, snapshot
 
